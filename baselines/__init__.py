@@ -1,0 +1,1 @@
+"""Baselines (GAN-INT-CLS family) and ablation variants on the StackGAN interfaces."""

@@ -1,0 +1,56 @@
+"""The ``stackgan-bench`` command: subcommands grouped by concern, each with an example.
+
+Each group module exposes ``register(subparsers)`` and sets ``func`` on its parsers; the
+defaults of every option come from the same dataclasses the Python API uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness import __version__
+from harness.cli import data_cmd, text_cmd
+from harness.errors import UserError
+
+GROUPS = (data_cmd, text_cmd)
+
+EPILOG = """examples:
+  stackgan-bench data synth --out data/synthbirds
+  stackgan-bench data check data/synthbirds
+  stackgan-bench text train --data data/synthbirds --out runs/text-encoder
+  stackgan-bench text embed --data data/synthbirds --encoder runs/text-encoder/encoder.pt
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stackgan-bench",
+        description="Benchmark and reproducibility harness for text-to-image GANs (StackGAN).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        # A group without its subcommand: show that group's help.
+        (getattr(args, "group_parser", None) or parser).print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"stackgan-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stackgan-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

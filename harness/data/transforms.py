@@ -1,0 +1,75 @@
+"""Image preprocessing of the two official code bases (REFERENCE §2).
+
+- ``paper`` (TensorFlow): box crop, bicubic resize to a square of size·76/64 (squashing a
+  clipped crop), lower resolutions as bicubic downsamples of the largest, then a random crop and
+  a horizontal flip (p = 0.5) drawn independently per resolution.
+- ``pytorch``: box crop, bilinear resize of the shorter side to size·76/64 (aspect kept),
+  RandomCrop(size), RandomHorizontalFlip.
+Without augmentation the crop is centred and there is no flip (evaluation).
+Pixels come out as float tensors in [-1, 1], channels first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+PREPROCESSING = ("paper", "pytorch")
+
+
+def load_size(size: int) -> int:
+    return int(size * 76 / 64)
+
+
+def to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
+    arr = np.array(img, dtype=np.uint8)  # a copy: PIL buffers are read-only
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float()
+    return t.div_(127.5).sub_(1.0)
+
+
+def _crop_and_flip(t: torch.Tensor, size: int, augment: bool, gen: torch.Generator | None):
+    _, h, w = t.shape
+    if augment:
+        top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
+    else:
+        top, left = (h - size) // 2, (w - size) // 2
+    t = t[:, top:top + size, left:left + size]
+    if augment and bool(torch.rand((), generator=gen) < 0.5):
+        t = t.flip(-1)
+    return t.contiguous()
+
+
+def preprocess(img: Image.Image, sizes: tuple[int, ...], variant: str, augment: bool,
+               gen: torch.Generator | None = None) -> dict[int, torch.Tensor]:
+    """The already box-cropped ``img`` at each of ``sizes``."""
+    if variant not in PREPROCESSING:
+        raise ValueError(f"unknown preprocessing {variant!r}; known: {PREPROCESSING}")
+    img = img.convert("RGB")
+    out = {}
+    if variant == "paper":
+        largest = max(sizes)
+        base = img.resize((load_size(largest), load_size(largest)), Image.BICUBIC)
+        for s in sizes:
+            scaled = base if s == largest else base.resize((load_size(s), load_size(s)),
+                                                            Image.BICUBIC)
+            out[s] = _crop_and_flip(to_tensor(scaled), s, augment, gen)
+    else:
+        w, h = img.size
+        for s in sizes:
+            target = load_size(s)
+            if w <= h:
+                new = (target, max(target, int(target * h / w)))
+            else:
+                new = (max(target, int(target * w / h)), target)
+            out[s] = _crop_and_flip(to_tensor(img.resize(new, Image.BILINEAR)), s, augment, gen)
+    return out
+
+
+def preprocess_preresized(arrays: dict[int, np.ndarray], sizes: tuple[int, ...], augment: bool,
+                          gen: torch.Generator | None = None) -> dict[int, torch.Tensor]:
+    """From the released 76/304 pre-resized arrays (already cropped and resized)."""
+    return {s: _crop_and_flip(to_tensor(arrays[load_size(s)]), s, augment, gen) for s in sizes}

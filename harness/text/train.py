@@ -1,0 +1,258 @@
+"""Trains the char-CNN-RNN jointly with an image encoder (DS-SJE, REFERENCE §5) and scores it.
+
+Each step takes one image and one of its captions from each of B distinct training classes.
+Quality is measured on the test split, whose classes are unseen in training: caption->image
+top-1 retrieval over the test classes (each caption against the mean image embedding of each
+class) and image->class top-1 (each image against the mean caption embedding of each class,
+Reed et al.'s zero-shot classification); chance is 1 / number of test classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from harness.atomic import write_bytes_atomic, write_text_atomic
+from harness.data.crop import bbox_crop_box
+from harness.data.dataset import load_image
+from harness.data.sources import DatasetIndex, dataset_fingerprint, load_index
+from harness.data.transforms import load_size
+from harness.errors import UserError
+from harness.text.alphabet import encode_batch
+from harness.text.models import PRESETS, CharCNNRNN, EncoderConfig, build_image_encoder, sje_loss
+
+CHECKPOINT_FORMAT = "stackgan-bench/text-encoder/1"
+
+
+@dataclass(frozen=True)
+class TextTrainOptions:
+    """Options of ``text train``; the CLI takes its defaults from here."""
+
+    preset: str = "small"
+    steps: int | None = None  # None: the preset's default
+    batch_classes: int = 40
+    lr: float = 7e-4
+    lr_decay: float = 0.98  # per epoch (one pass over the training images)
+    grad_clip: float = 5.0
+    seed: int = 0
+    check_data: bool = True
+
+    def resolved_steps(self) -> int:
+        return self.steps if self.steps is not None else DEFAULT_STEPS[self.preset]
+
+
+DEFAULT_STEPS = {"small": 1500, "paper": 60000}
+
+
+class _ImageArrayDataset(Dataset):
+    """Box-cropped images resized to a square of ``load`` pixels, as uint8 HWC arrays."""
+
+    def __init__(self, index: DatasetIndex, load: int):
+        self.index, self.load = index, load
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        img = load_image(self.index.image_paths[i])
+        if self.index.bboxes is not None:
+            img = img.crop(bbox_crop_box(self.index.bboxes[i], *img.size))
+        return torch.from_numpy(np.array(img.resize((self.load, self.load), Image.BICUBIC)))
+
+
+def load_image_tensor(index: DatasetIndex, size: int, desc: str, workers: int = 2) -> torch.Tensor:
+    """All images of a split as one (N, load, load, 3) uint8 tensor."""
+    loader = DataLoader(_ImageArrayDataset(index, load_size(size)), batch_size=64,
+                        num_workers=min(workers, os.cpu_count() or 1))
+    parts = [b for b in tqdm(loader, desc=desc, unit="batch", leave=False)]
+    return torch.cat(parts) if parts else torch.empty(0, load_size(size), load_size(size), 3,
+                                                      dtype=torch.uint8)
+
+
+def _to_float(images_u8: torch.Tensor) -> torch.Tensor:
+    return images_u8.permute(0, 3, 1, 2).float().div(127.5).sub(1)
+
+
+def _augment(batch_u8: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    x = _to_float(batch_u8)
+    n, _, h, w = x.shape
+    out = torch.empty(n, 3, size, size)
+    for k in range(n):
+        top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
+        crop = x[k, :, top:top + size, left:left + size]
+        out[k] = crop.flip(-1) if bool(torch.rand((), generator=gen) < 0.5) else crop
+    return out
+
+
+def _center(batch_u8: torch.Tensor, size: int) -> torch.Tensor:
+    x = _to_float(batch_u8)
+    off = (x.shape[-1] - size) // 2
+    return x[:, :, off:off + size, off:off + size]
+
+
+def cache_key(fingerprint: str, cfg: EncoderConfig, options: TextTrainOptions) -> str:
+    payload = {"format": CHECKPOINT_FORMAT, "data": fingerprint, "encoder": cfg.to_dict(),
+               "train": asdict(replace(options, check_data=True)), "steps": options.resolved_steps()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def encode_texts(model: CharCNNRNN, texts: list[str], max_length: int, batch: int = 512) -> torch.Tensor:
+    model.eval()
+    out = [model(encode_batch(texts[i:i + batch], max_length)) for i in range(0, len(texts), batch)]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+@torch.no_grad()
+def evaluate(text_model, image_model, cfg: EncoderConfig, index: DatasetIndex,
+             images_u8: torch.Tensor) -> dict:
+    """Test-split retrieval accuracy over the split's classes, with chance level."""
+    image_model.eval()
+    img = torch.cat([image_model(_center(images_u8[i:i + 256], cfg.image_size))
+                     for i in range(0, len(images_u8), 256)])
+    captions, caption_class = [], []
+    for i in range(len(index)):
+        caps = index.captions(i)
+        captions += caps
+        caption_class += [int(index.class_ids[i])] * len(caps)
+    txt = encode_texts(text_model, captions, cfg.max_length)
+    classes = np.unique(index.class_ids)
+    cls_pos = {c: k for k, c in enumerate(classes)}
+    img_cls = torch.tensor([cls_pos[int(c)] for c in index.class_ids])
+    txt_cls = torch.tensor([cls_pos[c] for c in caption_class])
+    img_proto = torch.stack([img[img_cls == k].mean(0) for k in range(len(classes))])
+    txt_proto = torch.stack([txt[txt_cls == k].mean(0) for k in range(len(classes))])
+    cap2img = ((txt @ img_proto.t()).argmax(1) == txt_cls).float().mean().item()
+    img2cls = ((img @ txt_proto.t()).argmax(1) == img_cls).float().mean().item()
+    return {"caption_to_image_top1": cap2img, "image_to_class_top1": img2cls,
+            "chance": 1.0 / len(classes), "test_classes": len(classes),
+            "test_images": len(index), "test_captions": len(captions)}
+
+
+def train_text_encoder(data_root: str | os.PathLike, out_dir: str | os.PathLike,
+                       options: TextTrainOptions = TextTrainOptions(), force: bool = False,
+                       progress: bool = True) -> dict:
+    """Train, evaluate and save ``encoder.pt`` + ``metrics.json``; returns the metrics.
+
+    A finished run with the same dataset fingerprint, encoder config and options is reused.
+    """
+    if options.preset not in PRESETS:
+        raise UserError(f"unknown preset {options.preset!r}; known: {', '.join(PRESETS)}")
+    cfg = PRESETS[options.preset]
+    data_root, out_dir = Path(data_root), Path(out_dir)
+    if options.check_data:
+        from harness.data.check import check_dataset
+
+        report = check_dataset(data_root, progress=progress)
+        if not report.ok:
+            raise UserError(f"{data_root}: the dataset fails `data check`; fix it first.\n"
+                            + report.summary())
+    fingerprint = dataset_fingerprint(data_root)
+    key = cache_key(fingerprint, cfg, options)
+    ckpt_path = out_dir / "encoder.pt"
+    if ckpt_path.exists() and not force:
+        existing = load_checkpoint(ckpt_path)
+        if existing.get("cache_key") == key:
+            print(f"{ckpt_path}: up to date for this dataset and config; reusing it")
+            return existing["metrics"]
+
+    seed_everything(options.seed)
+    train_idx, test_idx = load_index(data_root, "train"), load_index(data_root, "test")
+    train_imgs = load_image_tensor(train_idx, cfg.image_size, "loading train images")
+    test_imgs = load_image_tensor(test_idx, cfg.image_size, "loading test images")
+
+    text_model, image_model = CharCNNRNN(cfg), build_image_encoder(cfg)
+    params = list(text_model.parameters()) + list(image_model.parameters())
+    optim = torch.optim.RMSprop(params, lr=options.lr)
+    by_class: dict[int, np.ndarray] = {}
+    for i, c in enumerate(train_idx.class_ids):
+        by_class.setdefault(int(c), []).append(i)
+    classes = sorted(by_class)
+    b = min(options.batch_classes, len(classes))
+    steps_per_epoch = max(1, math.ceil(len(train_idx) / b))
+    scheduler = torch.optim.lr_scheduler.StepLR(optim, steps_per_epoch, options.lr_decay)
+    gen = torch.Generator().manual_seed(options.seed)
+    steps = options.resolved_steps()
+    started = time.time()
+    losses = []
+    bar = tqdm(range(steps), desc="training text encoder", unit="step", disable=not progress)
+    for step in bar:
+        text_model.train()
+        image_model.train()
+        chosen = torch.randperm(len(classes), generator=gen)[:b].tolist()
+        img_ids, caps = [], []
+        for k in chosen:
+            members = by_class[classes[k]]
+            i = members[int(torch.randint(0, len(members), (1,), generator=gen))]
+            img_ids.append(i)
+            c = train_idx.captions(i)
+            caps.append(c[int(torch.randint(0, len(c), (1,), generator=gen))])
+        image_emb = image_model(_augment(train_imgs[img_ids], cfg.image_size, gen))
+        text_emb = text_model(encode_batch(caps, cfg.max_length))
+        loss = sje_loss(image_emb, text_emb)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
+        optim.step()
+        scheduler.step()
+        losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    train_seconds = time.time() - started
+
+    metrics = evaluate(text_model, image_model, cfg, test_idx, test_imgs)
+    metrics.update({"final_loss": float(np.mean(losses[-50:])), "steps": steps,
+                    "train_seconds": round(train_seconds, 1), "data_fingerprint": fingerprint})
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT, "cache_key": key, "config": cfg.to_dict(),
+        "options": asdict(options), "metrics": metrics, "data_fingerprint": fingerprint,
+        "text_state": text_model.state_dict(), "image_state": image_model.state_dict(),
+    }
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    write_bytes_atomic(ckpt_path, buf.getvalue())
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: encoder checkpoint not found") from exc
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise UserError(f"{path}: not a readable encoder checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not a stackgan-bench text-encoder checkpoint")
+    return ckpt
+
+
+def load_text_encoder(path: str | os.PathLike) -> tuple[CharCNNRNN, EncoderConfig, dict]:
+    ckpt = load_checkpoint(path)
+    cfg = EncoderConfig.from_dict(ckpt["config"])
+    model = CharCNNRNN(cfg)
+    model.load_state_dict(ckpt["text_state"])
+    model.eval()
+    return model, cfg, ckpt

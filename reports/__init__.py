@@ -1,0 +1,1 @@
+"""Turns MLflow runs into the paper's tables and plots."""

@@ -1,0 +1,1 @@
+"""StackGAN models (conditioning augmentation, Stage-I, Stage-II), losses and train step."""

@@ -1,0 +1,76 @@
+import numpy as np
+import torch
+from PIL import Image
+
+from harness.data.crop import bbox_crop_box
+from harness.data.dataset import DataOptions, TextImageDataset
+from harness.data.safe_pickle import dump_pickle
+from harness.data.sources import load_index
+
+
+def _with_embeddings(root):
+    rng = np.random.default_rng(1)
+    for split in ("train", "test"):
+        n = len(load_index(root, split))
+        dump_pickle(rng.standard_normal((n, 10, 32)).astype(np.float32),
+                    root / split / "char-CNN-RNN-embeddings.pickle")
+    return root
+
+
+def test_paper_preprocessing_matches_independent_pil_pipeline(synth_copy):
+    root = _with_embeddings(synth_copy)
+    ds = TextImageDataset(DataOptions(str(root), image_sizes=(64, 128), augment=False))
+    i = 5
+    sample = ds[i]
+    index = ds.index
+    with Image.open(index.image_paths[i]) as im:
+        im = im.convert("RGB")
+        crop = im.crop(bbox_crop_box(index.bboxes[i], *im.size))
+    big = crop.resize((152, 152), Image.BICUBIC)  # 128 * 76 / 64
+    small = big.resize((76, 76), Image.BICUBIC)  # low-res: downsample of the high-res image
+    for size, src in ((128, big), (64, small)):
+        off = (src.size[0] - size) // 2
+        arr = np.asarray(src, np.float32)[off:off + size, off:off + size] / 127.5 - 1
+        assert np.allclose(sample["images"][size].permute(1, 2, 0).numpy(), arr, atol=1e-5)
+
+
+def test_sample_contract_and_strategies(synth_copy):
+    root = _with_embeddings(synth_copy)
+    emb = np.asarray(TextImageDataset(DataOptions(str(root))).embeddings)
+    torch.manual_seed(0)
+    ds = TextImageDataset(DataOptions(str(root), image_sizes=(64,), text_strategy="mean4"))
+    for i in (0, 7):
+        s = ds[i]
+        ids = s["caption_ids"].tolist()
+        assert len(set(ids)) == 4 and all(0 <= c < 10 for c in ids)
+        assert np.allclose(s["embedding"].numpy(), emb[i, ids].mean(0), atol=1e-6)
+        assert s["caption"] in ds.index.captions(i)
+        assert s["class_id"] == int(ds.index.class_ids[i])
+        assert ds.index.class_ids[s["wrong_index"]] != s["class_id"]
+        assert s["wrong_images"][64].shape == (3, 64, 64)
+        x = s["images"][64]
+        assert x.shape == (3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    one = TextImageDataset(DataOptions(str(root), text_strategy="one", wrong_strategy="in_batch",
+                                       preprocessing="pytorch", image_sizes=(64, 256)))
+    s = one[3]
+    assert s["caption_ids"].tolist()[1:] == [-1, -1, -1] and "wrong_images" not in s
+    assert np.allclose(s["embedding"].numpy(), emb[3, s["caption_ids"][0]])
+    assert s["images"][256].shape == (3, 256, 256)
+
+
+def test_augmentation_is_governed_by_the_torch_seed(synth_copy):
+    root = _with_embeddings(synth_copy)
+    ds = TextImageDataset(DataOptions(str(root)))
+    torch.manual_seed(7)
+    a = ds[4]
+    torch.manual_seed(7)
+    b = ds[4]
+    assert torch.equal(a["images"][64], b["images"][64]) and torch.equal(a["embedding"], b["embedding"])
+
+
+def test_dataloader_collates_samples(synth_copy):
+    root = _with_embeddings(synth_copy)
+    ds = TextImageDataset(DataOptions(str(root), image_sizes=(64,)))
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    assert batch["images"][64].shape == (4, 3, 64, 64) and len(batch["caption"]) == 4
+    assert batch["embedding"].shape == (4, 32)

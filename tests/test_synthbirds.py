@@ -1,0 +1,130 @@
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.data.fingerprint import fingerprint_from_hashes, hash_tree
+from harness.data.safe_pickle import safe_load_pickle
+from harness.data.synthbirds import build as build_mod
+from harness.data.synthbirds.build import SynthOptions, build_synthbirds
+from harness.data.synthbirds.vocab import COLOURS, make_species
+from harness.errors import UserError
+
+from conftest import TINY
+
+
+def test_same_bytes_on_rerun_whatever_the_worker_count(tiny_synth, tmp_path):
+    again = tmp_path / "again"
+    manifest = build_synthbirds(again, TINY, workers=2, progress=False)
+    assert hash_tree(again, exclude=()) == hash_tree(tiny_synth, exclude=())
+    assert manifest["fingerprint"] == fingerprint_from_hashes(hash_tree(again))
+
+
+def test_another_seed_gives_other_data(tiny_synth, tmp_path):
+    other = build_synthbirds(tmp_path / "o", SynthOptions(**{**TINY.__dict__, "seed": 4}),
+                             workers=1, progress=False)
+    assert other["fingerprint"] != json.loads((tiny_synth / "manifest.json").read_text())["fingerprint"]
+
+
+def test_cub_layout_and_class_disjoint_split(tiny_synth):
+    cub = tiny_synth / "CUB_200_2011"
+    for name in ("images.txt", "image_class_labels.txt", "classes.txt", "bounding_boxes.txt",
+                 "train_test_split.txt", "parts/part_locs.txt", "parts/parts.txt",
+                 "attributes/attributes.txt", "attributes/image_attribute_labels.txt"):
+        assert (cub / name).is_file(), name
+    images = [ln.split() for ln in (cub / "images.txt").read_text().splitlines()]
+    assert len(images) == TINY.classes * TINY.per_class
+    for image_id, rel in images:
+        assert re.fullmatch(r"\d{3}\.[A-Za-z_0-9]+/[A-Za-z_0-9]+\.jpg", rel)
+        assert (cub / "images" / rel).is_file()
+        assert len((tiny_synth / "text_c10" / rel.replace(".jpg", ".txt")).read_text()
+                   .splitlines()) == 10
+    train = safe_load_pickle(tiny_synth / "train" / "filenames.pickle")
+    test = safe_load_pickle(tiny_synth / "test" / "filenames.pickle")
+    train_cls = set(safe_load_pickle(tiny_synth / "train" / "class_info.pickle"))
+    test_cls = set(safe_load_pickle(tiny_synth / "test" / "class_info.pickle"))
+    assert len(test_cls) == TINY.test_classes and not train_cls & test_cls
+    assert len(train) + len(test) == len(images)
+    parts = (cub / "parts" / "part_locs.txt").read_text().splitlines()
+    assert len(parts) == 15 * len(images)
+
+
+def test_boxes_lie_inside_images_and_cover_the_bird(tiny_synth):
+    cub = tiny_synth / "CUB_200_2011"
+    paths = dict(ln.split() for ln in (cub / "images.txt").read_text().splitlines())
+    for line in (cub / "bounding_boxes.txt").read_text().splitlines():
+        image_id, *box = line.split()
+        x, y, w, h = map(float, box)
+        with Image.open(cub / "images" / paths[image_id]) as im:
+            W, H = im.size
+        assert 0 <= x and 0 <= y and w > 5 and h > 5 and x + w <= W + 0.05 and y + h <= H + 0.05
+
+
+def test_captions_only_state_what_the_image_shows(tiny_synth):
+    """Independent of the grammar: every colour word a caption uses is one of the bird's."""
+    species = {s["class_id"]: s for s in json.loads((tiny_synth / "species.json").read_text())}
+    words = {c: c for c in COLOURS} | {"gray": "grey"}
+    cub = tiny_synth / "CUB_200_2011"
+    labels = dict(ln.split() for ln in (cub / "image_class_labels.txt").read_text().splitlines())
+    for image_id, rel in (ln.split() for ln in (cub / "images.txt").read_text().splitlines()):
+        sp = species[int(labels[image_id])]
+        shown = {sp["crown"], sp["wing"], sp["underparts"], sp["tail"], sp["wing_accent"]}
+        for caption in (tiny_synth / "text_c10" / rel.replace(".jpg", ".txt")).read_text().splitlines():
+            named = {words[w] for w in re.findall(r"[a-z]+", caption) if w in words}
+            assert named <= shown, (caption, shown)
+            said = re.search(r"\b(small|little|tiny|large|big|medium[- ]sized) bird\b", caption)
+            if said:
+                size = {"little": "small", "tiny": "small", "big": "large"}.get(said[1], said[1])
+                assert sp["size"] == size.split()[0].replace("-sized", "").replace(
+                    "medium", "medium"), (caption, sp["size"])
+
+
+def test_caption_attribute_ids_are_true_attributes(tiny_synth):
+    cub = tiny_synth / "CUB_200_2011"
+    present: dict[str, set[int]] = {}
+    for line in (cub / "attributes" / "image_attribute_labels.txt").read_text().splitlines():
+        image_id, attr, is_present, *_ = line.split()
+        if is_present == "1":
+            present.setdefault(image_id, set()).add(int(attr))
+    ids = {rel.rsplit(".", 1)[0]: i for i, rel in
+           (ln.split() for ln in (cub / "images.txt").read_text().splitlines())}
+    for line in (cub / "attributes" / "caption_attributes.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        assert len(rec["captions"]) == 10
+        for named in rec["captions"]:
+            assert named and set(named) <= present[ids[rec["key"]]]
+
+
+def test_species_are_distinct():
+    species = make_species(200, 0)
+    keys = {(s.crown, s.wing, s.underparts, s.tail, s.wing_pattern, s.beak_shape, s.beak_length,
+             s.size) for s in species}
+    assert len(keys) == 200 and len({s.name for s in species}) == 200
+
+
+def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_mod, "_write_layout", boom)
+    with pytest.raises(KeyboardInterrupt):
+        build_synthbirds(tmp_path / "out", TINY, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_folder_is_refused(tiny_synth):
+    with pytest.raises(UserError, match="already exists"):
+        build_synthbirds(tiny_synth, TINY, workers=1, progress=False)
+
+
+def test_bad_options_are_refused(tmp_path):
+    with pytest.raises(UserError, match="--per-class"):
+        build_synthbirds(tmp_path / "x", SynthOptions(per_class=0), progress=False)
+
+
+def test_images_differ_within_a_species(tiny_synth):
+    folder = next((tiny_synth / "CUB_200_2011" / "images").iterdir())
+    arrays = [np.asarray(Image.open(p), dtype=float) for p in sorted(folder.iterdir())[:2]]
+    assert np.abs(arrays[0] - arrays[1]).mean() > 10
