@@ -4,13 +4,12 @@ import shutil
 
 import numpy as np
 import pytest
+from py2pickle import dumps_py2
 
 from harness.data.dataset import DataOptions, TextImageDataset
 from harness.data.safe_pickle import safe_load_pickle
 from harness.data.sources import load_index
 from harness.errors import UserError
-
-from py2pickle import dumps_py2
 
 
 class _Evil:

@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import TINY
 from PIL import Image
 
 from harness.data.fingerprint import fingerprint_from_hashes, hash_tree
@@ -11,8 +12,6 @@ from harness.data.synthbirds import build as build_mod
 from harness.data.synthbirds.build import SynthOptions, build_synthbirds
 from harness.data.synthbirds.vocab import COLOURS, make_species
 from harness.errors import UserError
-
-from conftest import TINY
 
 
 def test_same_bytes_on_rerun_whatever_the_worker_count(tiny_synth, tmp_path):
@@ -36,7 +35,7 @@ def test_cub_layout_and_class_disjoint_split(tiny_synth):
         assert (cub / name).is_file(), name
     images = [ln.split() for ln in (cub / "images.txt").read_text().splitlines()]
     assert len(images) == TINY.classes * TINY.per_class
-    for image_id, rel in images:
+    for _image_id, rel in images:
         assert re.fullmatch(r"\d{3}\.[A-Za-z_0-9]+/[A-Za-z_0-9]+\.jpg", rel)
         assert (cub / "images" / rel).is_file()
         assert len((tiny_synth / "text_c10" / rel.replace(".jpg", ".txt")).read_text()

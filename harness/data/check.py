@@ -13,8 +13,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from harness.data.fingerprint import MANIFEST_NAME, sha256_bytes
-from harness.data.sources import EMBEDDINGS_FILE, PRERESIZED_FILES, DatasetIndex, load_index
 from harness.data.safe_pickle import safe_load_pickle
+from harness.data.sources import EMBEDDINGS_FILE, PRERESIZED_FILES, DatasetIndex, load_index
 from harness.errors import UserError
 
 SPLITS = ("train", "test")
@@ -130,7 +130,7 @@ def check_dataset(root: str | os.PathLike, layout: str | None = None, workers: i
 
 def _check_captions(index: DatasetIndex, report: CheckReport) -> None:
     if index.caption_paths is None:
-        short = [k for k, c in zip(index.keys, index.inline_captions) if len(c) < 5]
+        short = [k for k, c in zip(index.keys, index.inline_captions, strict=True) if len(c) < 5]
         if short:
             report.add(index.root / "annotations", f"{len(short)} images have fewer than 5 "
                        f"captions, e.g. {short[0]}")

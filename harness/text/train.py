@@ -53,7 +53,7 @@ class TextTrainOptions:
         return self.steps if self.steps is not None else DEFAULT_STEPS[self.preset]
 
 
-DEFAULT_STEPS = {"small": 1500, "paper": 60000}
+DEFAULT_STEPS = {"small": 3000, "paper": 60000}
 
 
 class _ImageArrayDataset(Dataset):

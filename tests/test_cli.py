@@ -1,0 +1,56 @@
+import subprocess
+import sys
+
+import pytest
+
+from harness.cli.main import build_parser, main
+
+COMMANDS = [["data", "synth"], ["data", "check"], ["text", "train"], ["text", "embed"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help_with_an_example(cmd, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(cmd + ["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "example:" in out and f"stackgan-bench {' '.join(cmd)}" in out
+
+
+def test_top_level_help_lists_groups_and_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "data" in out and "text" in out and "examples:" in out
+
+
+def test_group_without_subcommand_shows_its_help(capsys):
+    assert main(["data"]) == 2
+    assert "synth" in capsys.readouterr().out
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path):
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "harness.cli.main", "data", "synth", "--out",
+                           str(existing)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"stackgan-bench: error: {existing}: already exists; choose "
+                                   "another --out or pass --overwrite")
+
+
+def test_synth_cli_writes_a_dataset(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["data", "synth", "--out", str(out), "--classes", "4", "--per-class", "2",
+                 "--size", "64", "--workers", "1"]) == 0
+    assert "8 images of 4 species (3 train / 1 test classes)" in capsys.readouterr().out
+    assert (out / "manifest.json").exists()
+
+
+def test_parser_defaults_come_from_the_api_options():
+    from harness.data.synthbirds.build import SynthOptions
+
+    args = build_parser().parse_args(["data", "synth", "--out", "x"])
+    d = SynthOptions()
+    assert (args.classes, args.per_class, args.size, args.seed) == (d.classes, d.per_class, d.size, d.seed)

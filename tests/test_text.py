@@ -1,0 +1,143 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from harness.data.dataset import DataOptions, TextImageDataset
+from harness.data.safe_pickle import dump_pickle, safe_load_pickle
+from harness.data.synthbirds.build import SynthOptions, build_synthbirds
+from harness.errors import UserError
+from harness.text.alphabet import ALPHABET_SIZE, MAX_LENGTH, PAD, encode
+from harness.text.embed import embed_dataset
+from harness.text.models import PRESETS, CharCNNRNN, sje_loss
+from harness.text.train import TextTrainOptions, load_text_encoder, train_text_encoder
+
+
+def test_alphabet_matches_reed():
+    assert ALPHABET_SIZE == 70 and MAX_LENGTH == 201
+    ids = encode("A-b é!")
+    # "a" -> 0, "-" -> its later slot (59), 'b' -> 1, ' ' -> 69, 'é' dropped, '!' -> 40
+    assert ids[:5] == [0, 59, 1, 69, 40] and ids[5:] == [PAD] * (201 - 5)
+    assert len(encode("x" * 500)) == 201
+
+
+def test_sje_loss_matches_a_hand_computed_loop():
+    torch.manual_seed(0)
+    img, txt = torch.randn(5, 8), torch.randn(5, 8)
+    s = (img @ txt.t()).tolist()
+    expected = 0.0
+    for i in range(5):
+        expected += sum(max(0.0, 1 + s[i][j] - s[i][i]) for j in range(5) if j != i) / 5
+        expected += sum(max(0.0, 1 + s[j][i] - s[i][i]) for j in range(5) if j != i) / 5
+    assert sje_loss(img, txt).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_sje_loss_on_a_known_case():
+    # Perfectly separated scores (margin 2) give zero loss; swapped rows give 2 * (1 + 2) / 2 * 2.
+    img = torch.eye(2) * 2 ** 0.5
+    txt = torch.eye(2) * 2 ** 0.5
+    assert sje_loss(img, txt).item() == 0.0
+    assert sje_loss(img, txt.flip(0)).item() == pytest.approx(6.0)
+
+
+def test_char_cnn_rnn_shapes_for_both_presets():
+    for name, cfg in PRESETS.items():
+        out = CharCNNRNN(cfg)(torch.tensor([encode("a red bird")] * 3))
+        assert out.shape == (3, 1024), name
+
+
+SMALL = SynthOptions(classes=120, per_class=5, size=76, seed=1, test_classes=20)
+STEPS = 800  # ~35 s on 2 cores; measured at seeds 0/1: caption->image 2.8-4.3x chance,
+# image->class 4.6-5.2x chance. The 200-class quick-start data reaches 10x / 21x at 4000 steps.
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("text") / "birds"
+    build_synthbirds(root, SMALL, workers=2, progress=False)
+    out = root.parent / "enc"
+    metrics = train_text_encoder(root, out, TextTrainOptions(steps=STEPS), progress=False)
+    return root, out, metrics
+
+
+@pytest.mark.integration
+def test_encoder_beats_chance_by_a_wide_margin(trained):
+    _, _, metrics = trained
+    assert metrics["chance"] == pytest.approx(1 / 20) and metrics["test_captions"] == 1000
+    assert metrics["caption_to_image_top1"] > 2 * metrics["chance"]
+    assert metrics["image_to_class_top1"] > 3 * metrics["chance"]
+
+
+@pytest.mark.integration
+def test_untrained_encoder_is_near_chance(trained):
+    """The same evaluation with random weights: shows the margin comes from training."""
+    from harness.data.sources import load_index
+    from harness.text.models import build_image_encoder
+    from harness.text.train import evaluate, load_image_tensor
+
+    root, _, _ = trained
+    cfg = PRESETS["small"]
+    torch.manual_seed(0)
+    index = load_index(root, "test")
+    m = evaluate(CharCNNRNN(cfg), build_image_encoder(cfg), cfg, index,
+                 load_image_tensor(index, cfg.image_size, "test"))
+    assert m["caption_to_image_top1"] < 2.5 * m["chance"]
+
+
+def test_second_train_call_reuses_the_checkpoint(trained, capsys):
+    root, out, metrics = trained
+    before = (out / "encoder.pt").stat().st_mtime_ns
+    again = train_text_encoder(root, out, TextTrainOptions(steps=STEPS), progress=False)
+    assert again == metrics and (out / "encoder.pt").stat().st_mtime_ns == before
+    assert "reusing" in capsys.readouterr().out
+
+
+def test_embed_writes_released_format_and_is_cached(trained, capsys):
+    root, out, _ = trained
+    written = embed_dataset(root, out / "encoder.pt", progress=False)
+    emb = np.asarray(safe_load_pickle(written["train"]))
+    n_train = len(safe_load_pickle(root / "train" / "filenames.pickle"))
+    assert emb.shape == (n_train, 10, 1024) and emb.dtype == np.float32
+    # Recompute one caption directly: the file holds the model's output for that caption.
+    model, cfg, _ = load_text_encoder(out / "encoder.pt")
+    key = safe_load_pickle(root / "train" / "filenames.pickle")[3]
+    caption = (root / "text_c10" / f"{key}.txt").read_text().splitlines()[7]
+    with torch.no_grad():
+        direct = model(torch.tensor([encode(caption)]))[0].numpy()
+    assert np.allclose(emb[3, 7], direct, atol=1e-5)
+    meta = json.loads((root / "train" / "char-CNN-RNN-embeddings.pickle.meta.json").read_text())
+    assert meta["shape"] == [n_train, 10, 1024]
+    mtime = written["train"].stat().st_mtime_ns
+    embed_dataset(root, out / "encoder.pt", progress=False)
+    assert written["train"].stat().st_mtime_ns == mtime and "up to date" in capsys.readouterr().out
+    ds = TextImageDataset(DataOptions(str(root)))
+    assert ds[0]["embedding"].shape == (1024,)
+
+
+def test_embed_never_overwrites_foreign_embeddings(trained, tmp_path):
+    import shutil
+
+    root, out, _ = trained
+    copy = tmp_path / "birds"
+    shutil.copytree(root, copy)
+    for meta in copy.glob("*/*.meta.json"):
+        meta.unlink()
+    released = copy / "train" / "char-CNN-RNN-embeddings.pickle"
+    dump_pickle(np.zeros((3, 10, 1024), np.float32), released)
+    with pytest.raises(UserError, match="not written by `text embed`"):
+        embed_dataset(copy, out / "encoder.pt", progress=False)
+    assert np.asarray(safe_load_pickle(released)).shape == (3, 10, 1024)
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "encoder.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="encoder.pt: not a readable encoder checkpoint"):
+        load_text_encoder(bad)
+
+
+def test_training_refuses_a_dataset_that_fails_check(synth_copy, tmp_path):
+    next((synth_copy / "text_c10").rglob("*.txt")).write_text("only one line\n")
+    with pytest.raises(UserError, match="fails `data check`"):
+        train_text_encoder(synth_copy, tmp_path / "enc", TextTrainOptions(steps=1), progress=False)
