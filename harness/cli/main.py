@@ -10,16 +10,18 @@ import argparse
 import sys
 
 from harness import __version__
-from harness.cli import data_cmd, text_cmd
+from harness.cli import data_cmd, text_cmd, train_cmd
 from harness.errors import UserError
 
-GROUPS = (data_cmd, text_cmd)
+GROUPS = (data_cmd, text_cmd, train_cmd)
 
 EPILOG = """examples:
   stackgan-bench data synth --out data/synthbirds
   stackgan-bench data check data/synthbirds
   stackgan-bench text train --data data/synthbirds --out runs/text-encoder
   stackgan-bench text embed --data data/synthbirds --encoder runs/text-encoder/encoder.pt
+  stackgan-bench train --config quick_stage1
+  stackgan-bench sample --run runs/quick_stage1 --split test --per-caption 2 --out samples/q1
 """
 
 

@@ -116,17 +116,25 @@ class TextImageDataset(Dataset):
                 return j
         raise RuntimeError("could not draw an image of another class")
 
-    def __getitem__(self, i: int) -> dict:
-        sample = {"index": i, "class_id": int(self.class_ids[i]), "images": self.images(i)}
+    def __getitem__(self, key) -> dict:
+        """``key`` is an index, or ``(index, sample_seed)``: then every random choice of this
+        sample comes from a generator seeded with ``sample_seed``, independent of worker RNGs
+        (which makes resumed and multi-worker runs bit-identical)."""
+        if isinstance(key, tuple | list):
+            i, sample_seed = int(key[0]), int(key[1])
+            gen = torch.Generator().manual_seed(sample_seed)
+        else:
+            i, gen = int(key), None
+        sample = {"index": i, "class_id": int(self.class_ids[i]), "images": self.images(i, gen)}
         captions = self.index.captions(i)
         if self.embeddings is not None:
-            sample["embedding"], chosen = self._embedding(i, None)
+            sample["embedding"], chosen = self._embedding(i, gen)
         else:
-            chosen = [int(torch.randint(0, len(captions), (1,)))]
+            chosen = [int(torch.randint(0, len(captions), (1,), generator=gen))]
         sample["caption_ids"] = torch.tensor(chosen + [-1] * (4 - len(chosen)))
         sample["caption"] = captions[chosen[0]] if chosen[0] < len(captions) else ""
         if self.options.wrong_strategy == "other_class":
-            j = self._wrong_index(i, None)
-            sample["wrong_images"] = self.images(j)
+            j = self._wrong_index(i, gen)
+            sample["wrong_images"] = self.images(j, gen)
             sample["wrong_index"] = j
         return sample

@@ -29,7 +29,7 @@ from harness.data.synthbirds.render import CUB_PARTS, render_bird
 from harness.data.synthbirds.vocab import Species, attribute_ids, attribute_list, make_species
 from harness.errors import UserError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 JPEG_QUALITY = 92
 
 

@@ -74,6 +74,13 @@ def _join(items: list[str], rng) -> str:
     return ", ".join(items[:-1]) + conj + items[-1]
 
 
+def _fix_articles(text: str) -> str:
+    """'a orange head' -> 'an orange head': the colour words are chosen after the article."""
+    import re
+
+    return re.sub(r"\b([Aa]) (?=[aeiou])", lambda m: m.group(1) + "n ", text)
+
+
 def make_caption(sp: Species, rng: np.random.Generator) -> tuple[str, list[str]]:
     """One caption of ``sp`` and the attribute keys it names (sorted, without duplicates)."""
     kinds = ["crown", "wing", "underparts", "tail", "beak"]
@@ -107,7 +114,7 @@ def make_caption(sp: Species, rng: np.random.Generator) -> tuple[str, list[str]]
             f"{_pick(rng, (', ', ' and has ', ' with '))}{p}" for p in phrases[1:])
     if rng.uniform() < 0.5:
         text += _pick(rng, (".", " ."))
-    return text, sorted(set(keys))
+    return _fix_articles(text), sorted(set(keys))
 
 
 def make_captions(sp: Species, rng: np.random.Generator, n: int = 10):

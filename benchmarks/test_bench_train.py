@@ -1,0 +1,45 @@
+"""One training step at birds sizes, batch 64, on CPU: images/s and the step's FLOP rate as a
+fraction of the fp32 matmul rate measured in the same process. Run:
+    pytest benchmarks/test_bench_train.py -m benchmark -s
+"""
+
+import time
+
+import pytest
+import torch
+
+from harness.config.load import load_config
+from harness.runner.summary import model_for_summary, synthetic_batch, train_step_flops
+
+pytestmark = pytest.mark.benchmark
+
+
+def matmul_flops_per_second(n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+@pytest.mark.parametrize("preset, overrides", [
+    ("birds_stage1_pytorch", []),
+    ("birds_stage1_pytorch", ["train.channels_last=false"]),
+    ("birds_stage1", []),
+], ids=["pytorch", "pytorch-contiguous", "paper"])
+def test_stage1_train_step(benchmark, preset, overrides):
+    cfg = load_config(preset, overrides)
+    model = model_for_summary(cfg)
+    batch = synthetic_batch(cfg)
+    flops = train_step_flops(model, batch)
+    counter = iter(range(10**6))
+    benchmark.pedantic(lambda: model.train_step(batch, next(counter)), rounds=4, iterations=1,
+                       warmup_rounds=1)
+    seconds = benchmark.stats.stats.median
+    rate = matmul_flops_per_second()
+    benchmark.extra_info.update(images_per_second=64 / seconds, gflop_per_step=flops / 1e9,
+                                fraction_of_matmul=flops / seconds / rate)
+    print(f"\n{preset} {overrides}: {64 / seconds:.1f} images/s, {flops / seconds / 1e9:.0f} GFLOP/s "
+          f"= {flops / seconds / rate:.2f} of fp32 matmul ({rate / 1e9:.0f} GFLOP/s)")

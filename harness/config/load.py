@@ -1,0 +1,150 @@
+"""Loads a run config: typed defaults <- YAML preset (which may ``inherit`` another) <- overrides.
+
+OmegaConf structured configs do the merging and type checking; this module turns their errors
+into one message with the key's path and the nearest valid names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from harness.config.schema import RESUME_SAFE_KEYS, RunConfig
+from harness.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _valid_paths(cls=RunConfig, prefix: str = "") -> list[str]:
+    out = []
+    for f in fields(cls):
+        path = f"{prefix}{f.name}"
+        default = f.default_factory() if callable(f.default_factory) else None  # type: ignore[misc]
+        if default is not None and is_dataclass(default):
+            out += _valid_paths(type(default), path + ".")
+        else:
+            out.append(path)
+    return out
+
+
+def _nearest(key: str) -> str:
+    """Up to three valid names closest to ``key``: whole paths first, then by the last part."""
+    paths = _valid_paths()
+    candidates = paths + sorted({p.split(".")[0] for p in paths if "." in p})
+    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
+    if not close:
+        leaf = key.split(".")[-1]
+        close = [p for p in paths if difflib.get_close_matches(leaf, [p.split(".")[-1]], cutoff=0.7)][:3]
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def _explain(exc: OmegaConfBaseException, source: str) -> UserError:
+    key = getattr(exc, "full_key", None) or ""
+    if isinstance(exc, ConfigKeyError | ConfigAttributeError):
+        return UserError(f"{source}: unknown config key '{key}'{_nearest(key)}")
+    msg = str(exc).splitlines()[0]
+    return UserError(f"{source}: invalid value for '{key}': {msg}")
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    candidate = CONFIG_DIR / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
+    if candidate.exists():
+        return candidate
+    known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    raise UserError(f"{name_or_path}: no such config file or preset; presets: {', '.join(known)}")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    if path.resolve() in seen:
+        raise UserError(f"{path}: 'inherit' forms a cycle")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping at the top level")
+    parent = data.pop("inherit", None)
+    if parent is None:
+        return data
+    base = _read_yaml(resolve_preset(str(path.parent / parent) if not Path(parent).is_absolute()
+                                     else parent), seen + (path.resolve(),))
+    return _deep_merge(base, data)
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    conf = OmegaConf.structured(RunConfig)
+    source = "defaults"
+    try:
+        if preset:
+            path = resolve_preset(preset)
+            source = str(path)
+            conf = OmegaConf.merge(conf, OmegaConf.create(_read_yaml(path)))
+        for item in overrides:
+            source = f"override {item!r}"
+            if "=" not in item:
+                raise UserError(f"{source}: expected key.sub=value")
+            conf = OmegaConf.merge(conf, OmegaConf.from_dotlist([item]))
+    except OmegaConfBaseException as exc:
+        raise _explain(exc, source) from exc
+    cfg: RunConfig = OmegaConf.to_object(conf)  # type: ignore[assignment]
+    errors = cfg.model.validate()
+    if errors:
+        raise UserError("; ".join(errors))
+    return cfg
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def from_yaml_file(path: str | os.PathLike) -> RunConfig:
+    try:
+        conf = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path))
+    except OmegaConfBaseException as exc:
+        raise _explain(exc, str(path)) from exc
+    return OmegaConf.to_object(conf)  # type: ignore[return-value]
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(old: RunConfig, new: RunConfig, ignore_safe: bool = True) -> list[str]:
+    """Human-readable differences ``key: old -> new``; resume-safe keys left out by default."""
+    a, b = flatten(to_dict(old)), flatten(to_dict(new))
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) == b.get(key):
+            continue
+        if ignore_safe and any(key == s or (s.endswith(".") and key.startswith(s))
+                               for s in RESUME_SAFE_KEYS):
+            continue
+        diffs.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return diffs

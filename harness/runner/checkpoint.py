@@ -1,0 +1,73 @@
+"""Atomic checkpoints: temporary file, fsync, rename. Keeps the last K and the best."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from harness.atomic import write_bytes_atomic, write_text_atomic
+from harness.errors import UserError
+
+FORMAT = "stackgan-bench/checkpoint/1"
+_NAME = re.compile(r"step-(\d{9})\.pt$")
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        # weights_only: a checkpoint is tensors and plain data; never run pickled code from it.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: checkpoint not found") from exc
+    except Exception as exc:  # damaged files raise many kinds of errors inside torch
+        raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path}: not a stackgan-bench checkpoint")
+    return state
+
+
+class CheckpointStore:
+    """``<run>/checkpoints/step-000001000.pt`` …, ``best.pt`` and ``best.json``."""
+
+    def __init__(self, folder: str | os.PathLike, keep_last: int = 3):
+        self.folder = Path(folder)
+        self.keep_last = max(1, keep_last)
+
+    def steps(self) -> list[int]:
+        if not self.folder.exists():
+            return []
+        return sorted(int(m.group(1)) for p in self.folder.iterdir() if (m := _NAME.match(p.name)))
+
+    def path(self, step: int) -> Path:
+        return self.folder / f"step-{step:09d}.pt"
+
+    def latest(self) -> Path | None:
+        steps = self.steps()
+        return self.path(steps[-1]) if steps else None
+
+    def save(self, state: dict, step: int) -> Path:
+        path = self.path(step)
+        save_checkpoint(state, path)
+        for old in self.steps()[: -self.keep_last]:
+            self.path(old).unlink(missing_ok=True)
+        return path
+
+    def save_best(self, state: dict, step: int, metric: str, value: float) -> None:
+        save_checkpoint(state, self.folder / "best.pt")
+        write_text_atomic(self.folder / "best.json",
+                          json.dumps({"step": step, "metric": metric, "value": value}))
+
+    def best_value(self) -> float | None:
+        meta = self.folder / "best.json"
+        return json.loads(meta.read_text())["value"] if meta.exists() else None

@@ -1,0 +1,104 @@
+"""``sample``: images for test captions or free text, plus the manifest evaluation reads.
+
+Each image's randomness (z and the CA noise of every stage) comes from its own seed, recorded in
+the manifest, so any single image can be regenerated and the output does not depend on the
+batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+from harness.atomic import atomic_directory
+from harness.data.sources import load_index
+from harness.errors import UserError
+from harness.runner.build import find_run_checkpoint, load_run
+from stackgan.model import step_seed
+
+MANIFEST = "manifest.jsonl"
+
+
+def _caption_items(cfg, split: str, captions_per_image: int, limit: int | None) -> list[dict]:
+    index = load_index(cfg.data.root, split, cfg.data.layout)
+    emb = index.load_embeddings(cfg.data.embeddings_file)
+    n = len(index) if limit is None else min(limit, len(index))
+    items = []
+    for i in range(n):
+        caps = index.captions(i)
+        for c in range(min(captions_per_image, emb.shape[1], len(caps))):
+            items.append({"caption_id": f"{index.keys[i]}#{c}", "caption": caps[c],
+                          "class_id": int(index.class_ids[i]), "image_key": index.keys[i],
+                          "embedding": torch.from_numpy(emb[i, c])})
+    return items
+
+
+def _text_items(cfg, captions_file: str, encoder: str | None) -> list[dict]:
+    from harness.text.train import encode_texts, load_text_encoder
+
+    path = Path(captions_file)
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read captions ({exc.strerror or exc})") from exc
+    if not lines:
+        raise UserError(f"{path}: no captions in the file")
+    if encoder is None:
+        meta = Path(cfg.data.root) / "train" / f"{cfg.data.embeddings_file}.meta.json"
+        if not meta.exists():
+            raise UserError(f"{meta}: no record of the text encoder behind this run's embeddings; "
+                            "pass --encoder")
+        encoder = json.loads(meta.read_text())["encoder"]
+    model, enc_cfg, _ = load_text_encoder(encoder)
+    emb = encode_texts(model, lines, enc_cfg.max_length)
+    return [{"caption_id": f"line{n + 1}", "caption": text, "class_id": -1, "embedding": emb[n]}
+            for n, text in enumerate(lines)]
+
+
+def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | None = None,
+               captions_file: str | None = None, per_caption: int = 1,
+               captions_per_image: int = 10, limit: int | None = None, seed: int = 0,
+               encoder: str | None = None, batch_size: int = 64, device: str = "cpu",
+               progress: bool = True) -> dict:
+    if per_caption < 1:
+        raise UserError("--per-caption must be at least 1")
+    cfg, model, _ = load_run(run_dir, device)
+    items = (_caption_items(cfg, split, captions_per_image, limit) if split
+             else _text_items(cfg, captions_file, encoder))
+    jobs = [(n, k, step_seed(seed, n, k)) for n in range(len(items)) for k in range(per_caption)]
+    out = Path(out)
+    with atomic_directory(out) as tmp:
+        (tmp / "images").mkdir()
+        if model.stage1 is not None:
+            (tmp / "stage1").mkdir()
+        records = []
+        for start in tqdm(range(0, len(jobs), batch_size), desc="sampling", disable=not progress):
+            chunk = jobs[start:start + batch_size]
+            noises = [model.sample_noise(1, torch.Generator().manual_seed(s)) for _, _, s in chunk]
+            stacked = {k: torch.cat([nz[k] for nz in noises]) for k in noises[0]}
+            emb = torch.stack([items[n]["embedding"] for n, _, _ in chunk])
+            images = model.generate(emb, stacked["z"], stacked.get("eps1"), stacked.get("eps2"))
+            final = images.get("stage2", images["stage1"])
+            for j, (n, k, s) in enumerate(chunk):
+                name = f"{n:06d}_{k}.png"
+                save_image(final[j].float().cpu() * 0.5 + 0.5, tmp / "images" / name)
+                rec = {"file": f"images/{name}", "caption_id": items[n]["caption_id"],
+                       "caption": items[n]["caption"], "class_id": items[n]["class_id"],
+                       "noise_seed": s, "sample_index": k}
+                if "stage2" in images:
+                    save_image(images["stage1"][j].float().cpu() * 0.5 + 0.5, tmp / "stage1" / name)
+                    rec["stage1_file"] = f"stage1/{name}"
+                records.append(rec)
+        (tmp / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
+        summary = {"run": str(Path(run_dir).resolve()),
+                   "checkpoint": str(find_run_checkpoint(run_dir).resolve()),
+                   "source": f"split:{split}" if split else f"captions:{captions_file}",
+                   "per_caption": per_caption, "seed": seed, "num_images": len(records),
+                   "num_captions": len(items), "image_size": int(final.shape[-1])}
+        (tmp / "sample.json").write_text(json.dumps(summary, indent=2))
+    return summary

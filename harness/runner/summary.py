@@ -1,0 +1,55 @@
+"""Parameter counts and the FLOPs of one training step (torch.utils.flop_counter)."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from harness.config.schema import RunConfig
+from stackgan.model import StackGANModel
+from stackgan.networks import Stage1Generator
+
+
+def synthetic_batch(cfg: RunConfig, batch_size: int | None = None) -> dict:
+    b = batch_size or cfg.data.batch_size
+    size = cfg.model.output_size
+    gen = torch.Generator().manual_seed(0)
+    return {"images": {size: torch.rand(b, 3, size, size, generator=gen) * 2 - 1},
+            "wrong_images": {size: torch.rand(b, 3, size, size, generator=gen) * 2 - 1},
+            "embedding": torch.randn(b, cfg.model.text_dim, generator=gen)}
+
+
+def model_for_summary(cfg: RunConfig) -> StackGANModel:
+    stage1 = None
+    if cfg.model.stage == 2:  # a fresh Stage-I of the right sizes: counts do not need weights
+        from dataclasses import replace
+
+        stage1 = Stage1Generator(replace(cfg.model, stage=1))
+    return StackGANModel(cfg.model, cfg.optim, seed=cfg.train.seed, stage1_generator=stage1,
+                         wrong_in_batch=cfg.data.wrong_strategy == "in_batch",
+                         channels_last=cfg.train.channels_last)
+
+
+def count(module: torch.nn.Module) -> dict[str, int]:
+    return {"total": sum(p.numel() for p in module.parameters()),
+            "trainable": sum(p.numel() for p in module.parameters() if p.requires_grad)}
+
+
+def train_step_flops(model: StackGANModel, batch: dict) -> int:
+    with FlopCounterMode(display=False) as counter:
+        model.train_step(batch, 0)
+    return counter.get_total_flops()
+
+
+def summarize(cfg: RunConfig, with_flops: bool = True) -> dict:
+    model = model_for_summary(cfg)
+    nets = {"generator": count(model.netG), "discriminator": count(model.netD)}
+    if model.stage1 is not None:
+        nets["stage1_generator (frozen)"] = count(model.stage1)
+        nets["generator"]["with_frozen_stage1"] = nets["generator"]["total"] + count(model.stage1)["total"]
+    out = {"config": cfg.name, "variant": cfg.model.variant, "stage": cfg.model.stage,
+           "output_size": cfg.model.output_size, "batch_size": cfg.data.batch_size,
+           "networks": nets}
+    if with_flops:
+        out["train_step_flops"] = train_step_flops(model, synthetic_batch(cfg))
+    return out

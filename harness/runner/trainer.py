@@ -1,0 +1,265 @@
+"""The generic training loop: data order, checkpoints, resume, signals, logging, tracking.
+
+It drives any model object with ``train_step(batch, step) -> dict``, ``end_epoch()``,
+``state_dict()``/``load_state_dict()``, ``networks()`` and ``generate()``; the GAN logic lives
+in the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from harness.atomic import write_text_atomic
+from harness.config.load import config_differences, flatten, from_yaml_file, to_dict, to_yaml
+from harness.config.schema import RunConfig
+from harness.data.check import check_dataset
+from harness.data.sources import dataset_fingerprint
+from harness.errors import UserError
+from harness.runner.build import build_dataset, build_model, load_stage1_generator
+from harness.runner.checkpoint import CheckpointStore, load_checkpoint
+from harness.runner.sampler import ResumableBatchSampler
+from harness.runner.seeding import (
+    code_version,
+    library_versions,
+    resolve_device,
+    restore_rng_states,
+    rng_states,
+    seed_all,
+    set_determinism,
+    worker_init_fn,
+)
+from harness.tracking.mlflow_tracker import Tracker, default_uri
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite."""
+
+
+class _StopRequested:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: no handlers, no graceful stop
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps: int
+    stopped_by_signal: int | None
+    final_stats: dict
+
+
+def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int):
+    count = min(count, len(dataset))
+    emb = torch.stack([torch.from_numpy(dataset.embeddings[i, 0]) for i in range(count)])
+    noise = torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
+    return emb, noise
+
+
+def _save_grid(model, emb, noise, path: Path) -> None:
+    from torchvision.utils import save_image
+
+    model.eval()
+    images = model.generate(emb, noise)
+    model.train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = torch.cat([images[k].float().cpu() for k in sorted(images)], 0) if len(images) == 1 \
+        else images["stage2"].float().cpu()
+    save_image(grid * 0.5 + 0.5, path, nrow=len(emb))
+
+
+def prepare_run_dir(cfg: RunConfig, resume: bool) -> tuple[Path, dict | None]:
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    store = CheckpointStore(run_dir / "checkpoints")
+    latest = store.latest()
+    if latest is None:
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            raise UserError(f"{run_dir}: exists and holds no checkpoint; choose another name= or "
+                            "remove it")
+        return run_dir, None
+    if not resume:
+        raise UserError(f"{run_dir}: already has checkpoints; pass --resume to continue it or "
+                        "choose another name=")
+    previous = from_yaml_file(run_dir / "config.yaml")
+    diffs = config_differences(previous, cfg)
+    if diffs:
+        raise UserError(f"{run_dir}: refusing to resume with a changed config:\n  "
+                        + "\n  ".join(diffs)
+                        + "\n(only epochs, max_steps, logging/checkpoint cadence, workers and "
+                        "tracking may change)")
+    return run_dir, load_checkpoint(latest)
+
+
+def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunResult:
+    device = resolve_device(cfg.train.device)
+    set_determinism(cfg.train.deterministic)
+    seed_all(cfg.train.seed)
+    run_dir, resumed = prepare_run_dir(cfg, resume)
+
+    if cfg.data.check:
+        report = check_dataset(cfg.data.root, layout=cfg.data.layout, progress=False)
+        if not report.ok:
+            raise UserError(f"{cfg.data.root}: the dataset fails `data check`; fix it first.\n"
+                            + report.summary())
+    dataset = build_dataset(cfg)
+    if dataset.embeddings is None:
+        raise UserError(f"{cfg.data.root}: no caption embeddings")
+    model = build_model(cfg, device)
+    if cfg.train.compile:
+        model.netG = torch.compile(model.netG)
+        model.netD = torch.compile(model.netD)
+
+    store = CheckpointStore(run_dir / "checkpoints", cfg.train.keep_last)
+    step = epoch = batch_in_epoch = 0
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        restore_rng_states(resumed["rng"])
+        step, epoch, batch_in_epoch = (resumed["position"][k] for k in ("step", "epoch", "batch"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
+
+    fingerprint = dataset_fingerprint(cfg.data.root)
+    tracker = Tracker(cfg.tracking.uri or default_uri(cfg.runs_dir), cfg.tracking.experiment,
+                      run_dir, cfg.name, enabled=cfg.tracking.enabled)
+    if resumed is None:
+        tags = {"seed": cfg.train.seed, "variant": cfg.model.variant, "stage": cfg.model.stage,
+                "data_fingerprint": fingerprint, "deterministic": cfg.train.deterministic,
+                "device": str(device), **code_version(),
+                **{f"lib.{k}": v for k, v in library_versions().items()}}
+        if cfg.model.stage == 2:
+            tags["stage1_checkpoint"] = str(load_stage1_generator(cfg)[1])
+        tracker.log_params(flatten(to_dict(cfg)))
+        tracker.set_tags(tags)
+        tracker.log_artifact(run_dir / "config.yaml")
+        write_text_atomic(run_dir / "provenance.json", json.dumps(tags, indent=2, default=str))
+
+    sampler = ResumableBatchSampler(len(dataset), cfg.data.batch_size, cfg.train.seed)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+                        worker_init_fn=worker_init_fn,
+                        pin_memory=cfg.data.pin_memory and device.type == "cuda")
+    per_epoch = sampler.batches_per_epoch()
+    total = per_epoch * cfg.train.epochs
+    if cfg.train.max_steps is not None:
+        total = min(total, cfg.train.max_steps)
+    sample_emb, sample_noise = _fixed_sample_inputs(dataset, cfg.train.sample_captions,
+                                                    cfg.model.z_dim, cfg.train.seed)
+    metrics_log = run_dir / "metrics.jsonl"
+    window: dict[str, list[float]] = {}
+    step_seconds = 0.0
+    started = time.time()
+    stats: dict = {}
+    model.train()
+
+    def checkpoint_state() -> dict:
+        return {"model": model.state_dict(), "config": to_dict(cfg), "rng": rng_states(),
+                "position": {"step": step, "epoch": epoch, "batch": batch_in_epoch},
+                "data_fingerprint": fingerprint}
+
+    def save(best_candidate: float | None = None) -> None:
+        state = checkpoint_state()
+        store.save(state, step)
+        if best_candidate is not None:
+            best = store.best_value()
+            better = best is None or (best_candidate < best if cfg.train.best_mode == "min"
+                                      else best_candidate > best)
+            if better:
+                store.save_best(state, step, cfg.train.best_metric, best_candidate)
+
+    bar = tqdm(total=total, initial=step, desc=f"train {cfg.name}", unit="step",
+               disable=not progress, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    with _StopRequested() as stop:
+        while epoch < cfg.train.epochs and step < total:
+            sampler.set_position(epoch, batch_in_epoch)
+            for batch in loader:
+                t0 = time.perf_counter()
+                stats = model.train_step(batch, step)
+                step_seconds += time.perf_counter() - t0
+                bad = [k for k, v in stats.items() if not math.isfinite(v)]
+                if bad:
+                    last = store.latest()
+                    tracker.end("FAILED")
+                    raise TrainingDiverged(
+                        f"{', '.join(bad)} became {stats[bad[0]]} at step {step}; the run stopped "
+                        f"and its last good checkpoint is {last or 'none (none was written yet)'}")
+                step += 1
+                batch_in_epoch += 1
+                bar.update()
+                for k, v in stats.items():
+                    window.setdefault(k, []).append(v)
+                if step % cfg.train.log_every == 0 or step == total:
+                    means = {k: sum(v) / len(v) for k, v in window.items()}
+                    means["images_per_second"] = cfg.data.batch_size * len(window["loss_d"]) / max(
+                        step_seconds, 1e-9) if step_seconds else 0.0
+                    with open(metrics_log, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({"step": step, "epoch": epoch, **means}) + "\n")
+                    tracker.log_metrics(means, step)
+                    bar.set_postfix(loss_d=f"{means['loss_d']:.3f}", loss_g=f"{means['loss_g']:.3f}")
+                    window = {}
+                    last_means = means
+                else:
+                    last_means = None
+                if step % cfg.train.sample_every == 0 or step == total:
+                    grid = run_dir / "samples" / f"step-{step:09d}.png"
+                    _save_grid(model, sample_emb, sample_noise, grid)
+                    tracker.log_artifact(grid, "samples")
+                if step % cfg.train.checkpoint_every == 0 or step == total or stop.signal:
+                    save(last_means.get(cfg.train.best_metric) if last_means else None)
+                if stop.signal or step >= total:
+                    break
+            else:
+                model.end_epoch()
+                epoch += 1
+                batch_in_epoch = 0
+                continue
+            break
+    bar.close()
+    wall = time.time() - started
+    if stop.signal:
+        tracker.end("KILLED")
+        print(f"stackgan-bench: stopped by signal {stop.signal} at step {step}; checkpoint saved; "
+              f"continue with --resume", file=sys.stderr)
+        return RunResult(run_dir, step, stop.signal, stats)
+
+    final = run_dir / "checkpoints" / "final.pt"
+    from harness.runner.checkpoint import save_checkpoint
+
+    save_checkpoint(checkpoint_state(), final)
+    summary = {"steps": step, "wall_seconds": round(wall, 3),
+               "train_step_seconds": round(step_seconds, 3),
+               "harness_overhead_ratio": round(wall / step_seconds, 4) if step_seconds else None,
+               "final_stats": stats}
+    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
+    if cfg.tracking.log_checkpoint:
+        tracker.log_artifact(final, "checkpoints")
+    tracker.log_artifact(run_dir / "summary.json")
+    tracker.end("FINISHED")
+    return RunResult(run_dir, step, None, stats)
