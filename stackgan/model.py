@@ -89,6 +89,10 @@ class StackGANModel:
         for net in self.networks().values():
             net.to(memory_format=self.memory_format)
         self._set_stage1_mode()
+        # Set by a data-parallel runner: averages gradients over ranks before each step, and
+        # this rank's index among the micro-batches of a global batch.
+        self.grad_sync = None
+        self.micro_offset = 0
 
     # ------------------------------------------------------------------ modes
     def _set_stage1_mode(self) -> None:
@@ -176,7 +180,7 @@ class StackGANModel:
 
         self.optD.zero_grad(set_to_none=True)
         for k, (real, emb, wrong) in enumerate(chunks):
-            torch.manual_seed(step_seed(self.seed, step, k))
+            torch.manual_seed(step_seed(self.seed, step, self.micro_offset * n_micro + k))
             with self._autocast():
                 out = self._generate(emb)
                 outs.append(out)
@@ -193,6 +197,8 @@ class StackGANModel:
             stats["d_real"] += torch.sigmoid(real_c.float()).mean().item() / n_micro
             stats["d_wrong"] += torch.sigmoid(wrong_c.float()).mean().item() / n_micro
             stats["d_fake"] += torch.sigmoid(fake_c.float()).mean().item() / n_micro
+        if self.grad_sync is not None:
+            self.grad_sync(self.netD)
         stats["grad_norm_d"] = _grad_norm(self.netD.parameters())
         self.optD.step()
 
@@ -206,6 +212,8 @@ class StackGANModel:
             (loss_g / n_micro).backward()
             stats["loss_g"] += loss_g.item() / n_micro
             stats["kl"] += kl.detach().item() / n_micro
+        if self.grad_sync is not None:
+            self.grad_sync(self.netG)
         stats["grad_norm_g"] = _grad_norm(p for p in self.netG.parameters() if p.requires_grad)
         self.optG.step()
         stats["lr_g"] = self.optG.param_groups[0]["lr"]

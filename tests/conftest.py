@@ -24,3 +24,28 @@ def synth_copy(tiny_synth, tmp_path) -> Path:
     dst = tmp_path / "birds"
     shutil.copytree(tiny_synth, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tiny_synth, tmp_path_factory) -> Path:
+    """tiny_synth with random 1024-d caption embeddings, for training tests."""
+    import numpy as np
+
+    from harness.data.safe_pickle import dump_pickle
+    from harness.data.sources import load_index
+
+    dst = tmp_path_factory.mktemp("smoke") / "birds"
+    shutil.copytree(tiny_synth, dst)
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        n = len(load_index(dst, split))
+        dump_pickle(rng.standard_normal((n, 10, 1024)).astype(np.float32),
+                    dst / split / "char-CNN-RNN-embeddings.pickle")
+    return dst
+
+
+def smoke_config(root, runs_dir, *overrides, preset="smoke_stage1"):
+    from harness.config.load import load_config
+
+    return load_config(preset, [f"data.root={root}", f"runs_dir={runs_dir}",
+                                "tracking.enabled=false", "data.check=false", *overrides])

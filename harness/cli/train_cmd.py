@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.add_argument("--resume", action="store_true",
                    help="continue the run's latest checkpoint (config changes are refused)")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes on this machine, through torchrun (default 1); "
+                   "the global batch data.batch_size is split across them")
     p.set_defaults(func=_train)
 
     group = add_group(sub, "model", "Inspect model configurations.")
@@ -56,8 +59,19 @@ def register(sub) -> None:
 
 
 def _train(args) -> int:
+    import os
+    import subprocess
+    import sys
+
     from harness.config.load import load_config
     from harness.runner.trainer import train
+
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        load_config(args.config, args.overrides)  # refuse a bad config before starting N copies
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={args.nproc}", "-m", "harness.cli.main", "train",
+               "--config", args.config, *args.overrides] + (["--resume"] if args.resume else [])
+        return subprocess.call(cmd)
 
     cfg = load_config(args.config, args.overrides)
     result = train(cfg, resume=args.resume)

@@ -41,6 +41,7 @@ class TrainConfig:
     stage1_run: str | None = None  # Stage-II: a Stage-I run folder or checkpoint file
     autocast_bf16: bool = False
     compile: bool = False
+    sync_bn: bool = False  # data-parallel on GPU: one BatchNorm over all ranks' samples
     channels_last: bool = True  # 1.5x faster convolutions on this CPU (oneDNN), also good on GPU
 
 
@@ -50,6 +51,7 @@ class TrackingConfig:
     uri: str | None = None  # null: MLFLOW_TRACKING_URI, else sqlite:///<runs_dir>/mlflow.db
     experiment: str = "stackgan-bench"
     log_checkpoint: bool = True  # the final checkpoint as an artifact
+    parent_run_id: str | None = None  # set by `sweep`: nests this run under the sweep's run
 
 
 @dataclass

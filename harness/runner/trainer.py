@@ -25,8 +25,9 @@ from harness.config.schema import RunConfig
 from harness.data.check import check_dataset
 from harness.data.sources import dataset_fingerprint
 from harness.errors import UserError
+from harness.runner import distributed as ddp
 from harness.runner.build import build_dataset, build_model, load_stage1_generator
-from harness.runner.checkpoint import CheckpointStore, load_checkpoint
+from harness.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
 from harness.runner.sampler import ResumableBatchSampler
 from harness.runner.seeding import (
     code_version,
@@ -121,9 +122,21 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> tuple[Path, dict | None]:
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunResult:
     device = resolve_device(cfg.train.device)
+    ctx = ddp.init_from_env(device.type)
+    if ctx.enabled and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+    try:
+        return _train(cfg, resume, progress and ctx.is_main, device, ctx)
+    finally:
+        ddp.shutdown(ctx)
+
+
+def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
+           ctx: ddp.DistContext) -> RunResult:
     set_determinism(cfg.train.deterministic)
     seed_all(cfg.train.seed)
     run_dir, resumed = prepare_run_dir(cfg, resume)
+    main = ctx.is_main
 
     if cfg.data.check:
         report = check_dataset(cfg.data.root, layout=cfg.data.layout, progress=False)
@@ -134,6 +147,14 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
     if dataset.embeddings is None:
         raise UserError(f"{cfg.data.root}: no caption embeddings")
     model = build_model(cfg, device)
+    if ctx.enabled:
+        if cfg.train.sync_bn:
+            ddp.convert_sync_bn(model.networks(), device)
+        ddp.broadcast_parameters(model.networks())
+        model.grad_sync = ddp.make_grad_sync(ctx)
+        model.micro_offset = ctx.rank
+    elif cfg.train.sync_bn:
+        raise UserError("train.sync_bn is for data-parallel runs (torchrun / --nproc)")
     if cfg.train.compile:
         model.netG = torch.compile(model.netG)
         model.netD = torch.compile(model.netD)
@@ -144,14 +165,17 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
         model.load_state_dict(resumed["model"])
         restore_rng_states(resumed["rng"])
         step, epoch, batch_in_epoch = (resumed["position"][k] for k in ("step", "epoch", "batch"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
 
     fingerprint = dataset_fingerprint(cfg.data.root)
     tracker = Tracker(cfg.tracking.uri or default_uri(cfg.runs_dir), cfg.tracking.experiment,
-                      run_dir, cfg.name, enabled=cfg.tracking.enabled)
-    if resumed is None:
+                      run_dir, cfg.name, parent_run_id=cfg.tracking.parent_run_id,
+                      enabled=cfg.tracking.enabled and main)
+    if resumed is None and main:
         tags = {"seed": cfg.train.seed, "variant": cfg.model.variant, "stage": cfg.model.stage,
+                "world_size": ctx.world_size,
                 "data_fingerprint": fingerprint, "deterministic": cfg.train.deterministic,
                 "device": str(device), **code_version(),
                 **{f"lib.{k}": v for k, v in library_versions().items()}}
@@ -162,7 +186,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
         tracker.log_artifact(run_dir / "config.yaml")
         write_text_atomic(run_dir / "provenance.json", json.dumps(tags, indent=2, default=str))
 
-    sampler = ResumableBatchSampler(len(dataset), cfg.data.batch_size, cfg.train.seed)
+    sampler = ResumableBatchSampler(len(dataset), cfg.data.batch_size, cfg.train.seed,
+                                    rank=ctx.rank, world_size=ctx.world_size)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                         worker_init_fn=worker_init_fn,
                         pin_memory=cfg.data.pin_memory and device.type == "cuda")
@@ -185,6 +210,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
                 "data_fingerprint": fingerprint}
 
     def save(best_candidate: float | None = None) -> None:
+        if not main:
+            return
         state = checkpoint_state()
         store.save(state, step)
         if best_candidate is not None:
@@ -203,6 +230,10 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
                 t0 = time.perf_counter()
                 stats = model.train_step(batch, step)
                 step_seconds += time.perf_counter() - t0
+                if ctx.enabled:  # every rank sees the same numbers and stops at the same step
+                    stats, any_stop = ddp.average_stats(stats, stop.signal is not None, ctx)
+                    if any_stop and stop.signal is None:
+                        stop.signal = signal.SIGTERM
                 bad = [k for k, v in stats.items() if not math.isfinite(v)]
                 if bad:
                     last = store.latest()
@@ -215,7 +246,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
                 bar.update()
                 for k, v in stats.items():
                     window.setdefault(k, []).append(v)
-                if step % cfg.train.log_every == 0 or step == total:
+                if main and (step % cfg.train.log_every == 0 or step == total):
                     means = {k: sum(v) / len(v) for k, v in window.items()}
                     means["images_per_second"] = cfg.data.batch_size * len(window["loss_d"]) / max(
                         step_seconds, 1e-9) if step_seconds else 0.0
@@ -227,7 +258,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
                     last_means = means
                 else:
                     last_means = None
-                if step % cfg.train.sample_every == 0 or step == total:
+                if main and (step % cfg.train.sample_every == 0 or step == total):
                     grid = run_dir / "samples" / f"step-{step:09d}.png"
                     _save_grid(model, sample_emb, sample_noise, grid)
                     tracker.log_artifact(grid, "samples")
@@ -243,6 +274,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
             break
     bar.close()
     wall = time.time() - started
+    ddp.barrier(ctx)
+    if not main:
+        return RunResult(run_dir, step, stop.signal, stats)
     if stop.signal:
         tracker.end("KILLED")
         print(f"stackgan-bench: stopped by signal {stop.signal} at step {step}; checkpoint saved; "
@@ -250,8 +284,6 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
         return RunResult(run_dir, step, stop.signal, stats)
 
     final = run_dir / "checkpoints" / "final.pt"
-    from harness.runner.checkpoint import save_checkpoint
-
     save_checkpoint(checkpoint_state(), final)
     summary = {"steps": step, "wall_seconds": round(wall, 3),
                "train_step_seconds": round(step_seconds, 3),

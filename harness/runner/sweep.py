@@ -1,0 +1,132 @@
+"""Sweeps: seeds × grid values, as nested MLflow runs under one parent, run in parallel
+processes (or emitted as a Slurm job array)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.atomic import write_text_atomic
+from harness.config.load import load_config
+from harness.errors import UserError
+from harness.tracking.mlflow_tracker import Tracker, default_uri
+
+
+@dataclass
+class SweepTask:
+    name: str
+    seed: int
+    grid: dict[str, str]
+    overrides: list[str]
+
+
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    grid = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--grid {item!r}: expected key=a,b,c")
+        key, values = item.split("=", 1)
+        grid[key] = [v for v in values.split(",") if v != ""]
+        if not grid[key]:
+            raise UserError(f"--grid {item!r}: no values")
+    return grid
+
+
+def expand(base_name: str, seeds: list[int], grid: dict[str, list[str]],
+           overrides: list[str]) -> list[SweepTask]:
+    tasks = []
+    keys = list(grid)
+    for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
+        point = dict(zip(keys, combo, strict=True))
+        tag = "-".join(f"{k.split('.')[-1]}{v}" for k, v in point.items())
+        for seed in seeds:
+            name = f"{base_name}-{tag + '-' if tag else ''}s{seed}"
+            extra = [f"{k}={v}" for k, v in point.items()] + [f"train.seed={seed}", f"name={name}"]
+            tasks.append(SweepTask(name, seed, point, list(overrides) + extra))
+    return tasks
+
+
+def emit_slurm(config: str, tasks: list[SweepTask], path: str | os.PathLike) -> None:
+    lines = ["#!/bin/bash", "#SBATCH --job-name=stackgan-sweep", f"#SBATCH --array=0-{len(tasks) - 1}",
+             "#SBATCH --output=slurm-%A_%a.out", "", "TASKS=("]
+    lines += [f"  {shlex.quote(' '.join(shlex.quote(o) for o in t.overrides))}" for t in tasks]
+    lines += [")", "", f"eval \"stackgan-bench train --config {shlex.quote(config)} "
+              "${TASKS[$SLURM_ARRAY_TASK_ID]}\"", ""]
+    write_text_atomic(path, "\n".join(lines))
+    os.chmod(path, 0o755)
+
+
+def _final_metrics(run_dir: Path) -> dict[str, float]:
+    summary = run_dir / "summary.json"
+    if not summary.exists():
+        return {}
+    return {k: v for k, v in json.loads(summary.read_text())["final_stats"].items()
+            if isinstance(v, int | float)}
+
+
+def run_sweep(config: str, seeds: list[int], grid: dict[str, list[str]], overrides: list[str],
+              parallel: int | None = None) -> dict:
+    base = load_config(config, overrides)  # refuse a bad config before starting anything
+    tasks = expand(f"{base.name}-sweep", seeds, grid, overrides)
+    for t in tasks:
+        load_config(config, t.overrides)
+    parallel = max(1, min(parallel or os.cpu_count() or 1, len(tasks)))
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    runs_dir = Path(base.runs_dir)
+    parent = Tracker(base.tracking.uri or default_uri(runs_dir), base.tracking.experiment,
+                     runs_dir / f"{base.name}-sweep", f"{base.name}-sweep",
+                     enabled=base.tracking.enabled)
+    parent.log_params({"config": config, "seeds": ",".join(map(str, seeds)),
+                       **{f"grid.{k}": ",".join(v) for k, v in grid.items()}})
+    parent_id = parent._ensure_run() if base.tracking.enabled and not parent.offline else None
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    pending, running, failed = list(tasks), [], []
+    while pending or running:
+        while pending and len(running) < parallel:
+            t = pending.pop(0)
+            extra = [f"tracking.parent_run_id={parent_id}"] if parent_id else []
+            cmd = [sys.executable, "-m", "harness.cli.main", "train", "--config", config,
+                   *t.overrides, *extra]
+            log = open(runs_dir / f"{t.name}.log", "w")  # noqa: SIM115 - closed below
+            running.append((t, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+        for item in list(running):
+            t, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                if proc.returncode != 0:
+                    failed.append(t.name)
+        if running:
+            time.sleep(0.2)
+
+    results: dict[str, dict] = {}
+    for t in tasks:
+        key = json.dumps(t.grid, sort_keys=True)
+        results.setdefault(key, {"grid": t.grid, "runs": {}})["runs"][t.name] = _final_metrics(
+            runs_dir / t.name)
+    table = []
+    for point in results.values():
+        metrics = sorted({m for r in point["runs"].values() for m in r})
+        row = {"grid": point["grid"], "n": len(point["runs"])}
+        for m in metrics:
+            values = [r[m] for r in point["runs"].values() if m in r]
+            row[m] = {"mean": statistics.fmean(values),
+                      "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+        table.append(row)
+        tag = "_".join(f"{k.split('.')[-1]}{v}" for k, v in point["grid"].items())
+        parent.log_metrics({f"{tag + '.' if tag else ''}{m}_{s}": row[m][s] for m in metrics
+                            for s in ("mean", "std")}, step=0)
+    parent.end("FAILED" if failed else "FINISHED")
+    out = {"config": config, "seeds": seeds, "tasks": [t.name for t in tasks], "failed": failed,
+           "table": table}
+    write_text_atomic(runs_dir / f"{base.name}-sweep.json", json.dumps(out, indent=2))
+    return out
