@@ -74,3 +74,15 @@ def test_dataloader_collates_samples(synth_copy):
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
     assert batch["images"][64].shape == (4, 3, 64, 64) and len(batch["caption"]) == 4
     assert batch["embedding"].shape == (4, 32)
+
+
+def test_image_cache_is_exact(synth_copy):
+    root = _with_embeddings(synth_copy)
+    plain = TextImageDataset(DataOptions(str(root), image_sizes=(64, 128)))
+    cached = TextImageDataset(DataOptions(str(root), image_sizes=(64, 128), cache_images=True))
+    for _ in range(2):  # the second pass reads from the cache
+        for i in (0, 3):
+            a, b = plain[(i, 11 + i)], cached[(i, 11 + i)]
+            assert all(torch.equal(a["images"][s], b["images"][s]) for s in (64, 128))
+            assert all(torch.equal(a["wrong_images"][s], b["wrong_images"][s]) for s in (64, 128))
+    assert len(cached._cache) >= 2 and not plain._cache

@@ -141,3 +141,24 @@ def test_training_refuses_a_dataset_that_fails_check(synth_copy, tmp_path):
     next((synth_copy / "text_c10").rglob("*.txt")).write_text("only one line\n")
     with pytest.raises(UserError, match="fails `data check`"):
         train_text_encoder(synth_copy, tmp_path / "enc", TextTrainOptions(steps=1), progress=False)
+
+
+@pytest.mark.integration
+def test_sample_from_free_text_uses_the_runs_encoder(trained, tmp_path):
+    from harness.cli.main import main
+    from harness.config.load import load_config
+    from harness.runner.trainer import train
+
+    root, out, _ = trained
+    embed_dataset(root, out / "encoder.pt", progress=False)
+    cfg = load_config("smoke_stage1", [f"data.root={root}", f"runs_dir={tmp_path}", "data.check=false",
+                                       "tracking.enabled=false", "train.max_steps=2"])
+    train(cfg, progress=False)
+    captions = tmp_path / "captions.txt"
+    captions.write_text("this bird has a red crown and blue wings\n\na small yellow bird\n")
+    assert main(["sample", "--run", str(tmp_path / "smoke_stage1"), "--captions", str(captions),
+                 "--per-caption", "3", "--out", str(tmp_path / "s")]) == 0
+    rows = [json.loads(ln) for ln in (tmp_path / "s" / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and rows[0]["caption"] == "this bird has a red crown and blue wings"
+    assert rows[5]["caption_id"] == "line2" and rows[5]["sample_index"] == 2
+    assert (tmp_path / "s" / rows[5]["file"]).exists()

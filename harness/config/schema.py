@@ -20,6 +20,7 @@ class DataConfig:
     embeddings_file: str = "char-CNN-RNN-embeddings.pickle"
     batch_size: int = 64
     num_workers: int = 2
+    cache_images: bool = False  # keep resized images in memory (per worker): exact, faster
     pin_memory: bool = True  # only used with a GPU
     check: bool = True  # refuse a dataset that fails `data check`
 

@@ -16,7 +16,12 @@ from torch.utils.data import Dataset
 
 from harness.data.crop import bbox_crop_box
 from harness.data.sources import EMBEDDINGS_FILE, DatasetIndex, load_index
-from harness.data.transforms import load_size, preprocess, preprocess_preresized
+from harness.data.transforms import (
+    crop_resized,
+    load_size,
+    preprocess_preresized,
+    resize_for_sizes,
+)
 from harness.errors import UserError
 
 TEXT_STRATEGIES = ("mean4", "one")  # TF: mean of 4 of 10 captions; PyTorch: one at random
@@ -37,6 +42,9 @@ class DataOptions:
     preresized: str = "auto"  # auto | never | require: the released 76/304images.pickle
     embeddings_file: str = EMBEDDINGS_FILE
     need_embeddings: bool = True
+    # Keep each image's decoded, cropped and resized arrays in memory after first use: exact
+    # (only the random crop/flip follows), and it removes JPEG decoding from every later epoch.
+    cache_images: bool = False
 
     def validate(self) -> None:
         if self.text_strategy not in TEXT_STRATEGIES:
@@ -82,6 +90,7 @@ class TextImageDataset(Dataset):
                 raise UserError(f"{self.index.split_dir}: pre-resized pickles for sizes "
                                 f"{sorted(wanted)} are required but missing")
         self.class_ids = self.index.class_ids
+        self._cache: dict[int, dict[int, np.ndarray]] = {}
         if options.wrong_strategy == "other_class" and len(np.unique(self.class_ids)) < 2:
             raise UserError(f"{options.root}: the 'other_class' wrong-image strategy needs at "
                             "least two classes in the split")
@@ -94,10 +103,15 @@ class TextImageDataset(Dataset):
         if self.preresized is not None:
             arrays = {k: v[i] for k, v in self.preresized.items()}
             return preprocess_preresized(arrays, sizes, self.options.augment, gen)
-        img = load_image(self.index.image_paths[i])
-        if self.options.use_bbox and self.index.bboxes is not None:
-            img = img.crop(bbox_crop_box(self.index.bboxes[i], *img.size))
-        return preprocess(img, sizes, self.options.preprocessing, self.options.augment, gen)
+        resized = self._cache.get(i)
+        if resized is None:
+            img = load_image(self.index.image_paths[i])
+            if self.options.use_bbox and self.index.bboxes is not None:
+                img = img.crop(bbox_crop_box(self.index.bboxes[i], *img.size))
+            resized = resize_for_sizes(img, sizes, self.options.preprocessing)
+            if self.options.cache_images:
+                self._cache[i] = resized
+        return crop_resized(resized, self.options.augment, gen)
 
     def _embedding(self, i: int, gen) -> tuple[torch.Tensor, list[int]]:
         emb = self.embeddings[i]

@@ -43,9 +43,9 @@ def _crop_and_flip(t: torch.Tensor, size: int, augment: bool, gen: torch.Generat
     return t.contiguous()
 
 
-def preprocess(img: Image.Image, sizes: tuple[int, ...], variant: str, augment: bool,
-               gen: torch.Generator | None = None) -> dict[int, torch.Tensor]:
-    """The already box-cropped ``img`` at each of ``sizes``."""
+def resize_for_sizes(img: Image.Image, sizes: tuple[int, ...], variant: str) -> dict[int, np.ndarray]:
+    """The deterministic part of preprocessing: the box-cropped ``img`` resized to each size's
+    load size, as uint8 HWC arrays (what the released 76/304images.pickle hold)."""
     if variant not in PREPROCESSING:
         raise ValueError(f"unknown preprocessing {variant!r}; known: {PREPROCESSING}")
     img = img.convert("RGB")
@@ -56,7 +56,7 @@ def preprocess(img: Image.Image, sizes: tuple[int, ...], variant: str, augment: 
         for s in sizes:
             scaled = base if s == largest else base.resize((load_size(s), load_size(s)),
                                                             Image.BICUBIC)
-            out[s] = _crop_and_flip(to_tensor(scaled), s, augment, gen)
+            out[s] = np.array(scaled, dtype=np.uint8)
     else:
         w, h = img.size
         for s in sizes:
@@ -65,8 +65,20 @@ def preprocess(img: Image.Image, sizes: tuple[int, ...], variant: str, augment: 
                 new = (target, max(target, int(target * h / w)))
             else:
                 new = (max(target, int(target * w / h)), target)
-            out[s] = _crop_and_flip(to_tensor(img.resize(new, Image.BILINEAR)), s, augment, gen)
+            out[s] = np.array(img.resize(new, Image.BILINEAR), dtype=np.uint8)
     return out
+
+
+def crop_resized(resized: dict[int, np.ndarray], augment: bool,
+                 gen: torch.Generator | None = None) -> dict[int, torch.Tensor]:
+    """The random part: crop (random or centred) and flip each resized array."""
+    return {s: _crop_and_flip(to_tensor(arr), s, augment, gen) for s, arr in resized.items()}
+
+
+def preprocess(img: Image.Image, sizes: tuple[int, ...], variant: str, augment: bool,
+               gen: torch.Generator | None = None) -> dict[int, torch.Tensor]:
+    """The already box-cropped ``img`` at each of ``sizes``."""
+    return crop_resized(resize_for_sizes(img, sizes, variant), augment, gen)
 
 
 def preprocess_preresized(arrays: dict[int, np.ndarray], sizes: tuple[int, ...], augment: bool,

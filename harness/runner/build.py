@@ -26,7 +26,7 @@ def data_options(cfg: RunConfig, split: str = "train", augment: bool = True) -> 
         preprocessing=cfg.data.preprocessing, text_strategy=cfg.data.text_strategy,
         wrong_strategy=cfg.data.wrong_strategy if augment else "none", augment=augment,
         use_bbox=cfg.data.use_bbox, preresized=cfg.data.preresized,
-        embeddings_file=cfg.data.embeddings_file)
+        embeddings_file=cfg.data.embeddings_file, cache_images=cfg.data.cache_images)
 
 
 def build_dataset(cfg: RunConfig, split: str = "train", augment: bool = True) -> TextImageDataset:

@@ -80,8 +80,10 @@ class RunResult:
 
 
 def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int):
+    """First captions of ``count`` images spread over the split (so, over its classes)."""
     count = min(count, len(dataset))
-    emb = torch.stack([torch.from_numpy(dataset.embeddings[i, 0]) for i in range(count)])
+    picks = torch.linspace(0, len(dataset) - 1, count).round().long().tolist()
+    emb = torch.stack([torch.from_numpy(dataset.embeddings[i, 0]) for i in picks])
     noise = torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
     return emb, noise
 
