@@ -26,22 +26,27 @@ def synth_copy(tiny_synth, tmp_path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="session")
-def smoke_data(tiny_synth, tmp_path_factory) -> Path:
-    """tiny_synth with random 1024-d caption embeddings, for training tests."""
+def write_random_embeddings(root: Path, dim: int, seed: int = 0) -> Path:
+    """Random (N, 10, dim) caption embeddings for both splits of a dataset folder."""
     import numpy as np
 
     from harness.data.safe_pickle import dump_pickle
     from harness.data.sources import load_index
 
+    rng = np.random.default_rng(seed)
+    for split in ("train", "test"):
+        n = len(load_index(root, split))
+        dump_pickle(rng.standard_normal((n, 10, dim)).astype(np.float32),
+                    root / split / "char-CNN-RNN-embeddings.pickle")
+    return root
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tiny_synth, tmp_path_factory) -> Path:
+    """tiny_synth with random 1024-d caption embeddings, for training tests."""
     dst = tmp_path_factory.mktemp("smoke") / "birds"
     shutil.copytree(tiny_synth, dst)
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        n = len(load_index(dst, split))
-        dump_pickle(rng.standard_normal((n, 10, 1024)).astype(np.float32),
-                    dst / split / "char-CNN-RNN-embeddings.pickle")
-    return dst
+    return write_random_embeddings(dst, 1024)
 
 
 def smoke_config(root, runs_dir, *overrides, preset="smoke_stage1"):

@@ -1,20 +1,14 @@
 import numpy as np
 import torch
+from conftest import write_random_embeddings
 from PIL import Image
 
 from harness.data.crop import bbox_crop_box
 from harness.data.dataset import DataOptions, TextImageDataset
-from harness.data.safe_pickle import dump_pickle
-from harness.data.sources import load_index
 
 
 def _with_embeddings(root):
-    rng = np.random.default_rng(1)
-    for split in ("train", "test"):
-        n = len(load_index(root, split))
-        dump_pickle(rng.standard_normal((n, 10, 32)).astype(np.float32),
-                    root / split / "char-CNN-RNN-embeddings.pickle")
-    return root
+    return write_random_embeddings(root, 32, seed=1)
 
 
 def test_paper_preprocessing_matches_independent_pil_pipeline(synth_copy):

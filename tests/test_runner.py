@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import smoke_config
 
+from harness import atomic as atomic_mod
 from harness.config.load import load_config
 from harness.errors import UserError
-from harness.runner import checkpoint as ckpt_mod
 from harness.runner.checkpoint import CheckpointStore, load_checkpoint
 from harness.runner.trainer import TrainingDiverged, train
 
@@ -132,6 +132,11 @@ def test_kill_9_after_a_checkpoint_then_resume_is_bitwise(straight, smoke_data, 
     assert not (tmp_path / "killed" / "checkpoints" / "final.pt").exists()
     _finish(smoke_data, tmp_path)
     assert_bitwise_equal(straight, tmp_path / "killed")
+    # Steps redone after the kill are logged once, with the straight run's values.
+    logged = [json.loads(ln) for ln in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    reference = [json.loads(ln) for ln in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [r["step"] for r in reference]
+    assert [r["loss_d"] for r in logged] == [r["loss_d"] for r in reference]
 
 
 def test_resume_with_changed_config_is_refused_with_differences(smoke_data, tmp_path):
@@ -167,8 +172,7 @@ def test_crash_mid_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch
             self.handle.write(data[: len(data) // 2])
             raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt_mod.write_bytes_atomic.__globals__["os"], "fdopen",
-                        lambda fd, mode: Dying(real_fdopen(fd, mode)))
+    monkeypatch.setattr(atomic_mod.os, "fdopen", lambda fd, mode: Dying(real_fdopen(fd, mode)))
     with pytest.raises(OSError, match="disk full"):
         store.save({"model": {"w": torch.zeros(3)}}, 2)
     monkeypatch.undo()
@@ -222,4 +226,10 @@ def test_run_records_provenance(straight):
             "deterministic", "device"} <= prov.keys()
     summary = json.loads((straight / "summary.json").read_text())
     assert summary["steps"] == STEPS and summary["harness_overhead_ratio"] >= 1.0
+    # images/s per logging interval: batch 8 x 2 steps over those steps' time, so it stays
+    # within the range of single-interval rates rather than shrinking as the run goes on.
+    lines = (straight / "metrics.jsonl").read_text().splitlines()
+    rates = [json.loads(ln)["images_per_second"] for ln in lines]
+    assert summary["train_step_seconds"] > 0
+    assert min(rates) > 0.3 * STEPS * 8 / summary["train_step_seconds"]
     assert (straight / "config.yaml").exists() and list((straight / "samples").glob("*.png"))

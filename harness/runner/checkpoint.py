@@ -2,39 +2,24 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 from pathlib import Path
 
-import torch
-
-from harness.atomic import write_bytes_atomic, write_text_atomic
-from harness.errors import UserError
+from harness.atomic import write_text_atomic
+from harness.serialization import load_torch_checked, save_torch_atomic
 
 FORMAT = "stackgan-bench/checkpoint/1"
 _NAME = re.compile(r"step-(\d{9})\.pt$")
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, **state}, buf)
-    write_bytes_atomic(path, buf.getvalue())
+    save_torch_atomic({"format": FORMAT, **state}, path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    try:
-        # weights_only: a checkpoint is tensors and plain data; never run pickled code from it.
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise UserError(f"{path}: checkpoint not found") from exc
-    except Exception as exc:  # damaged files raise many kinds of errors inside torch
-        raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"{path}: not a stackgan-bench checkpoint")
-    return state
+    return load_torch_checked(path, FORMAT, "checkpoint")
 
 
 class CheckpointStore:

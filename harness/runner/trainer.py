@@ -200,15 +200,28 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     sample_emb, sample_noise = _fixed_sample_inputs(dataset, cfg.train.sample_captions,
                                                     cfg.model.z_dim, cfg.train.seed)
     metrics_log = run_dir / "metrics.jsonl"
+    if resumed is not None and main and metrics_log.exists():
+        # Steps after the checkpoint are redone: drop what a killed run logged for them.
+        kept = [ln for ln in metrics_log.read_text(encoding="utf-8").splitlines()
+                if ln.strip() and json.loads(ln)["step"] <= step]
+        write_text_atomic(metrics_log, "".join(ln + "\n" for ln in kept))
     window: dict[str, list[float]] = {}
+    window_seconds = 0.0
     step_seconds = 0.0
     started = time.time()
     stats: dict = {}
     model.train()
 
+    if resumed is not None and "log_window" in resumed:
+        # The open logging interval continues, so metrics logged after a resume are the same
+        # as an uninterrupted run's.
+        window = {k: list(v) for k, v in resumed["log_window"].items()}
+        window_seconds = float(resumed.get("log_window_seconds", 0.0))
+
     def checkpoint_state() -> dict:
         return {"model": model.state_dict(), "config": to_dict(cfg), "rng": rng_states(),
                 "position": {"step": step, "epoch": epoch, "batch": batch_in_epoch},
+                "log_window": window, "log_window_seconds": window_seconds,
                 "data_fingerprint": fingerprint}
 
     def save(best_candidate: float | None = None) -> None:
@@ -231,7 +244,9 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
             for batch in loader:
                 t0 = time.perf_counter()
                 stats = model.train_step(batch, step)
-                step_seconds += time.perf_counter() - t0
+                elapsed = time.perf_counter() - t0
+                step_seconds += elapsed
+                window_seconds += elapsed
                 if ctx.enabled:  # every rank sees the same numbers and stops at the same step
                     stats, any_stop = ddp.average_stats(stats, stop.signal is not None, ctx)
                     if any_stop and stop.signal is None:
@@ -250,13 +265,14 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                     window.setdefault(k, []).append(v)
                 if main and (step % cfg.train.log_every == 0 or step == total):
                     means = {k: sum(v) / len(v) for k, v in window.items()}
-                    means["images_per_second"] = cfg.data.batch_size * len(window["loss_d"]) / max(
-                        step_seconds, 1e-9) if step_seconds else 0.0
+                    # Throughput of the train step itself over this logging interval.
+                    means["images_per_second"] = (cfg.data.batch_size * len(window["loss_d"])
+                                                  / max(window_seconds, 1e-9))
                     with open(metrics_log, "a", encoding="utf-8") as f:
                         f.write(json.dumps({"step": step, "epoch": epoch, **means}) + "\n")
                     tracker.log_metrics(means, step)
                     bar.set_postfix(loss_d=f"{means['loss_d']:.3f}", loss_g=f"{means['loss_g']:.3f}")
-                    window = {}
+                    window, window_seconds = {}, 0.0
                     last_means = means
                 else:
                     last_means = None

@@ -10,7 +10,6 @@ Reed et al.'s zero-shot classification); chance is 1 / number of test classes.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -24,12 +23,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from harness.atomic import write_bytes_atomic, write_text_atomic
+from harness.atomic import write_text_atomic
 from harness.data.crop import bbox_crop_box
 from harness.data.dataset import load_image
 from harness.data.sources import DatasetIndex, dataset_fingerprint, load_index
 from harness.data.transforms import load_size
 from harness.errors import UserError
+from harness.serialization import load_torch_checked, save_torch_atomic
 from harness.text.alphabet import encode_batch
 from harness.text.models import PRESETS, CharCNNRNN, EncoderConfig, build_image_encoder, sje_loss
 
@@ -229,24 +229,13 @@ def train_text_encoder(data_root: str | os.PathLike, out_dir: str | os.PathLike,
         "options": asdict(options), "metrics": metrics, "data_fingerprint": fingerprint,
         "text_state": text_model.state_dict(), "image_state": image_model.state_dict(),
     }
-    buf = io.BytesIO()
-    torch.save(checkpoint, buf)
-    write_bytes_atomic(ckpt_path, buf.getvalue())
+    save_torch_atomic(checkpoint, ckpt_path)
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise UserError(f"{path}: encoder checkpoint not found") from exc
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise UserError(f"{path}: not a readable encoder checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: not a stackgan-bench text-encoder checkpoint")
-    return ckpt
+    return load_torch_checked(path, CHECKPOINT_FORMAT, "encoder checkpoint")
 
 
 def load_text_encoder(path: str | os.PathLike) -> tuple[CharCNNRNN, EncoderConfig, dict]:
