@@ -1,0 +1,1 @@
+"""Evaluation: image inputs, feature extractors registered with torch-fidelity, the metric engine."""

@@ -1,0 +1,298 @@
+import math
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torch.utils.data import Dataset
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+from harness.errors import UserError
+from harness.eval import inception_weights as iw
+from harness.eval.classifier import FORMAT, ClassifierOptions, SmallClassifier, load_classifier, prepare
+from harness.eval.engine import EvalSettings, evaluate_sets, real_cache_name
+from harness.serialization import save_torch_atomic
+
+
+class Images(Dataset):
+    def __init__(self, tensor):
+        self.t = tensor
+
+    def __len__(self):
+        return len(self.t)
+
+    def __getitem__(self, i):
+        return self.t[i]
+
+
+def _images(n, seed, size=32, shift=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randint(0, 200, (n, 3, size, size), generator=g)
+    return (base + shift).clamp(0, 255).to(torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def classifier_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    model = SmallClassifier(5, width=8)  # pooled features: 64-dimensional
+    path = tmp_path_factory.mktemp("clf") / "classifier.pt"
+    save_torch_atomic({"format": FORMAT, "options": asdict(ClassifierOptions(width=8)),
+                       "classes": [1, 2, 3, 4, 5], "metrics": {}, "state": model.state_dict()}, path)
+    return path
+
+
+def _settings(ckpt, tmp_path, **kw):
+    return EvalSettings(weights_path=str(ckpt), weights_sha256="x", cache_root=str(tmp_path / "cache"), **kw)
+
+
+def _direct_features(ckpt, images):
+    model, _ = load_classifier(ckpt)
+    with torch.no_grad():
+        pool, logits = model.forward_features(prepare(images, 64))
+    return pool.double().numpy(), logits
+
+
+def numpy_fid(f1, f2):
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def numpy_kid(f1, f2):
+    """Unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)^3 on the full sets."""
+    d = f1.shape[1]
+    k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731
+    kxx, kyy, kxy = k(f1, f1), k(f2, f2), k(f1, f2)
+    m, n = len(f1), len(f2)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2 * kxy.mean())
+
+
+def test_fid_and_kid_match_numpy_scipy_on_the_same_features(classifier_ckpt, tmp_path):
+    fake, real = _images(150, 1) // 3, _images(120, 2, shift=30)
+    result = evaluate_sets(Images(fake), Images(real), ("fid", "kid"),
+                           _settings(classifier_ckpt, tmp_path, kid_subset_size=120, kid_subsets=3))
+    f1, f2 = _direct_features(classifier_ckpt, fake)[0], _direct_features(classifier_ckpt, real)[0]
+    assert result["values"]["fid"] == pytest.approx(numpy_fid(f1, f2), rel=1e-6)
+
+
+class PixelFeatures(FeatureExtractorBase):
+    """Features read straight from the pixels: the first 16 values of row 0 of channel 0, /255."""
+
+    def __init__(self, name, features_list, **kwargs):
+        super().__init__(name, features_list)
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("pixels",)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return "pixels"
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    def forward(self, x):
+        return (x[:, 0, 0, :16].double() / 255,)
+
+
+def test_kid_matches_numpy_on_known_features(tmp_path):
+    if "test-pixels" not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor("test-pixels", PixelFeatures)
+    a, b = _images(120, 3) // 2, _images(120, 12, shift=40)
+    settings = EvalSettings(extractor="test-pixels", kid_subset_size=120, kid_subsets=3,
+                            cache_root=str(tmp_path))
+    kid = evaluate_sets(Images(a), Images(b), ("kid", "fid"), settings)
+    fa, fb = (x[:, 0, 0, :16].double().numpy() / 255 for x in (a, b))
+    # Subsets as large as the sets are permutations of them; the unbiased MMD² does not depend
+    # on the order, so every subset gives the full-set value and the std is 0.
+    assert kid["values"]["kid_mean"] == pytest.approx(numpy_kid(fa, fb), rel=1e-6)
+    assert kid["values"]["kid_mean"] > 0.01
+    assert kid["values"]["kid_std"] == pytest.approx(0.0, abs=1e-12)
+    assert kid["values"]["fid"] == pytest.approx(numpy_fid(fa, fb), rel=1e-6)
+
+
+def test_features_equal_a_direct_forward(classifier_ckpt):
+    from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+
+    from harness.eval import classifier
+
+    classifier.register()
+    images = _images(20, 4)
+    fx = create_feature_extractor("dataset-classifier", ["pool", "logits"], cuda=False,
+                                  feature_extractor_weights_path=str(classifier_ckpt), verbose=False)
+    feats = get_featuresdict_from_dataset(Images(images), fx, 7, False, True, False)
+    pool, logits = _direct_features(classifier_ckpt, images)
+    assert torch.allclose(feats["pool"].double(), torch.from_numpy(pool), rtol=1e-5, atol=1e-6)
+    assert torch.allclose(feats["logits"], logits, rtol=1e-5, atol=1e-6)
+
+
+def test_fid_of_a_set_against_itself_is_zero(classifier_ckpt, tmp_path):
+    images = _images(100, 5)
+    settings = _settings(classifier_ckpt, tmp_path)
+    result = evaluate_sets(Images(images), Images(images.clone()), ("fid",), settings)
+    assert abs(result["values"]["fid"]) < 1e-6
+
+
+class OneHotByPixel(FeatureExtractorBase):
+    """Logits = 50 × one-hot of the class written in each image's first pixel."""
+
+    def __init__(self, name, features_list, **kwargs):
+        super().__init__(name, features_list)
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("logits",)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return "logits"
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    def forward(self, x):
+        return (50.0 * torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), 4).float(),)
+
+
+def test_inception_score_on_constructed_logits_uses_population_std(tmp_path):
+    if "test-onehot" not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor("test-onehot", OneHotByPixel)
+    n, classes, splits, seed = 100, 4, 10, 7
+    labels = torch.tensor([i % classes for i in range(n)])
+    images = torch.zeros(n, 3, 8, 8, dtype=torch.uint8)
+    images[:, 0, 0, 0] = labels.to(torch.uint8)
+    settings = EvalSettings(extractor="test-onehot", isc_splits=splits, seed=seed,
+                            cache_root=str(tmp_path))
+    result = evaluate_sets(Images(images), None, ("is",), settings)
+    # With one-hot p(y|x), a split's score is exp(H(q)) of its empirical class distribution q.
+    order = np.random.RandomState(seed).permutation(n)
+    scores = []
+    for i in range(splits):
+        chunk = labels[order[i * n // splits:(i + 1) * n // splits]]
+        q = np.bincount(chunk.numpy(), minlength=classes) / len(chunk)
+        scores.append(math.exp(-sum(p * math.log(p) for p in q if p > 0)))
+    assert result["values"]["is_mean"] == pytest.approx(np.mean(scores), rel=1e-6)
+    assert result["values"]["is_std"] == pytest.approx(np.std(scores), rel=1e-6)  # population
+    assert result["values"]["is_std"] != pytest.approx(np.std(scores, ddof=1), rel=1e-3)
+    same = images.clone()
+    same[:, 0, 0, 0] = 2  # one class everywhere: IS is exactly 1
+    assert evaluate_sets(Images(same), None, ("is",), settings)["values"]["is_mean"] == pytest.approx(1.0)
+
+
+def test_same_inputs_same_values_and_batch_size_independent(classifier_ckpt, tmp_path):
+    fake, real = _images(90, 6), _images(80, 7, shift=20)
+    runs = [evaluate_sets(Images(fake), Images(real), ("is", "fid", "kid"),
+                          _settings(classifier_ckpt, tmp_path, batch_size=b, kid_subset_size=50,
+                                    kid_subsets=5))["values"] for b in (64, 64, 7)]
+    assert runs[0] == runs[1]
+    for k in runs[0]:
+        assert runs[2][k] == pytest.approx(runs[0][k], rel=1e-4, abs=1e-8), k
+
+
+def test_small_samples_are_flagged_not_crashed(classifier_ckpt, tmp_path):
+    fake, real = _images(30, 8), _images(40, 9)
+    result = evaluate_sets(Images(fake), Images(real), ("fid", "kid"), _settings(classifier_ckpt, tmp_path))
+    text = " ".join(result["warnings"])
+    assert "FID from 30 images with 64-dimensional features is unreliable" in text
+    assert "KID subset size lowered from 1000 to 30" in text
+    assert result["settings"]["kid_subset_size"] == 30 and math.isfinite(result["values"]["kid_mean"])
+
+
+def test_real_cache_name_covers_every_setting():
+    base = EvalSettings(weights_sha256="a")
+    desc = {"data": "fp", "split": "test", "size": 64, "bbox": True, "n": 100}
+    names = {real_cache_name(base, desc)}
+    for change in ({"size": 128}, {"bbox": False}, {"n": 99}, {"data": "fp2"}, {"split": "train"}):
+        names.add(real_cache_name(base, {**desc, **change}))
+    names.add(real_cache_name(EvalSettings(weights_sha256="b"), desc))
+    names.add(real_cache_name(EvalSettings(weights_sha256="a", seed=1), desc))
+    names.add(real_cache_name(EvalSettings(weights_sha256="a", extractor="inception-v3-compat"), desc))
+    assert len(names) == 9
+
+
+def test_real_features_are_cached_and_reused(classifier_ckpt, tmp_path, monkeypatch):
+    fake, real = _images(60, 10), _images(60, 11)
+    desc = {"data": "fp", "split": "test", "size": 32, "n": 60}
+    first = evaluate_sets(Images(fake), Images(real), ("fid",), _settings(classifier_ckpt, tmp_path), desc)
+    cached = list((tmp_path / "cache").glob(f"{first['settings']['real_cache_name']}*"))
+    assert cached
+
+    class Exploding(Images):
+        def __getitem__(self, i):
+            raise AssertionError("the real set was read again")
+
+    settings = _settings(classifier_ckpt, tmp_path)
+    second = evaluate_sets(Images(fake), Exploding(real), ("fid",), settings, desc)
+    assert second["values"] == first["values"]
+
+
+def test_inception_weights_missing_wrong_and_any(tmp_path, monkeypatch):
+    monkeypatch.delenv(iw.ENV_VAR, raising=False)
+    monkeypatch.setattr(iw, "_hub_cache_path", lambda: tmp_path / "hub" / iw.FILE_NAME)
+    missing = iw.resolve_inception_weights()
+    assert not missing.available and "no Inception weights file" in missing.unavailable_reason
+    assert "--inception-weights" in missing.unavailable_reason
+    wrong = tmp_path / "weights.pth"
+    wrong.write_bytes(b"not the inception weights")
+    with pytest.raises(UserError, match="refusing to load it"):
+        iw.resolve_inception_weights(wrong)
+    anyw = iw.resolve_inception_weights(wrong, "any")
+    assert anyw.available and not anyw.standard and len(anyw.sha256) == 64
+    monkeypatch.setenv(iw.ENV_VAR, str(wrong))
+    with pytest.raises(UserError, match="refusing"):
+        iw.resolve_inception_weights()
+    with pytest.raises(UserError, match="not found"):
+        iw.resolve_inception_weights(tmp_path / "nope.pth")
+
+
+@pytest.mark.integration
+def test_classifier_learns_and_eval_cli_reports_values_with_settings(tmp_path, capsys, monkeypatch):
+    import json
+
+    from harness.cli.main import main
+    from harness.data.synthbirds.build import SynthOptions, build_synthbirds
+    from harness.eval.classifier import train_classifier
+
+    data = tmp_path / "birds"
+    build_synthbirds(data, SynthOptions(classes=20, per_class=10, size=96, seed=2, test_classes=10),
+                     workers=1, progress=False)
+    metrics = train_classifier(data, tmp_path / "clf", ClassifierOptions(steps=150, width=16),
+                               progress=False)
+    assert metrics["classes"] == 10 and metrics["held_out_images"] == 20
+    assert metrics["held_out_accuracy"] > 3 * metrics["chance"]
+
+    # Real test images as the "generated" folder: the ceiling a table shows beside the models.
+    from PIL import Image
+
+    from harness.eval.inputs import RealSplitInput
+
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    real = RealSplitInput(data, "test", 64)
+    for i in range(len(real)):
+        Image.fromarray(real[i].permute(1, 2, 0).numpy()).save(fake / f"{i:04d}.png")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    args = ["eval", "--fake", str(fake), "--data", str(data), "--classifier",
+            str(tmp_path / "clf" / "classifier.pt"), "--metrics", "is,fid,kid", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["values"]) == {"is_mean", "is_std", "fid", "kid_mean", "kid_std"}
+    assert abs(out["values"]["fid"]) < 1e-3  # the same images as the real set
+    assert out["settings"]["n_fake"] == 100 and out["settings"]["resize"] == 64
+    assert out["settings"]["real_cache_name"].startswith("real-")
+    assert any("unreliable" in w for w in out["warnings"])  # 100 images, 128-d features
+
+    monkeypatch.setattr(iw, "_hub_cache_path", lambda: tmp_path / "none" / iw.FILE_NAME)
+    monkeypatch.delenv(iw.ENV_VAR, raising=False)
+    assert main(["eval", "--fake", str(fake), "--data", str(data), "--extractor",
+                 "inception-v3-compat", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["values"] == {"is": None, "fid": None, "kid": None}
+    assert "no Inception weights file" in out["unavailable"]
