@@ -295,4 +295,49 @@ def test_classifier_learns_and_eval_cli_reports_values_with_settings(tmp_path, c
                  "inception-v3-compat", "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["values"] == {"is": None, "fid": None, "kid": None}
-    assert "no Inception weights file" in out["unavailable"]
+    assert all("no Inception weights file" in why for why in out["unavailable"].values())
+
+
+def test_fitted_temperature_recovers_a_known_overconfidence():
+    from harness.eval.classifier import fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    true_logits = torch.randn(20000, 6, generator=g) * 1.5
+    labels = torch.multinomial(true_logits.softmax(1), 1, generator=g).squeeze(1)
+    assert fit_temperature(true_logits * 3.0, labels) == pytest.approx(3.0, rel=0.05)
+    assert fit_temperature(true_logits, labels) == pytest.approx(1.0, rel=0.05)
+
+
+def test_is_star_divides_logits_by_the_stored_temperature(classifier_ckpt, tmp_path):
+    ckpt = torch.load(classifier_ckpt, weights_only=True)
+    ckpt["metrics"] = {"temperature": 1e6}  # softmax(logits / T) is uniform: IS* = 1
+    path = tmp_path / "hot.pt"
+    save_torch_atomic(ckpt, path)
+    out = evaluate_sets(Images(_images(40, 13)), None, ("is", "is_star"),
+                        EvalSettings(weights_path=str(path), cache_root=str(tmp_path)))["values"]
+    assert out["is_star_mean"] == pytest.approx(1.0, abs=1e-6) and out["is_mean"] > 1.0
+
+
+def test_ranking_and_fold_statistics_on_constructed_embeddings():
+    from harness.eval.rprecision import fold_stats, true_caption_ranks_first
+
+    img = torch.eye(4)
+    cand = torch.zeros(4, 3, 4)
+    cand[:, 0] = torch.eye(4)  # the true caption equals the image: rank 1 ...
+    cand[1, 2] = 2 * torch.eye(4)[1]  # ... except a tie (same direction) for image 1
+    cand[3, 0] = torch.eye(4)[0]  # and a true caption orthogonal to image 3
+    cand[3, 1] = torch.eye(4)[3]
+    hits = true_caption_ranks_first(img, cand)
+    assert hits.tolist() == [True, False, True, False]
+    stats = fold_stats(np.array([1, 0, 1, 1, 0, 0, 1, 1, 1, 1]), 5)
+    assert stats["mean"] == pytest.approx(0.7) and stats["std"] == pytest.approx(np.std([0.5, 1, 0, 1, 1]))
+
+
+def test_candidates_come_from_other_classes():
+    from harness.eval.rprecision import draw_candidates
+
+    pool = np.array([0, 1, 2, 0, 1, 2, 3, 3, 3])
+    picks = draw_candidates([0, 3], pool, 4, seed=1)
+    assert all(len(p) == 3 and len(set(p)) == 3 for p in picks)
+    assert all(pool[j] != 0 for j in picks[0]) and all(pool[j] != 3 for j in picks[1])
+    assert [p.tolist() for p in picks] == [p.tolist() for p in draw_candidates([0, 3], pool, 4, seed=1)]

@@ -162,3 +162,57 @@ def test_sample_from_free_text_uses_the_runs_encoder(trained, tmp_path):
     assert len(rows) == 6 and rows[0]["caption"] == "this bird has a red crown and blue wings"
     assert rows[5]["caption_id"] == "line2" and rows[5]["sample_index"] == 2
     assert (tmp_path / "s" / rows[5]["file"]).exists()
+
+
+@pytest.mark.integration
+def test_r_precision_real_images_beat_chance_and_eval_run_logs_to_mlflow(trained, tmp_path):
+    from harness.cli.main import main
+    from harness.config.load import load_config
+    from harness.data.sources import load_index
+    from harness.eval.inputs import RealSplitInput
+    from harness.eval.rprecision import r_precision
+    from harness.runner.trainer import train
+
+    root, out, _ = trained
+    evaluator = tmp_path / "evaluator"  # trained apart from the generator's encoder
+    train_text_encoder(root, evaluator, TextTrainOptions(steps=STEPS, seed=7), progress=False)
+    index = load_index(root, "test")
+    real = RealSplitInput(root, "test", 64)
+    # Every caption of every test image: 1,000 queries, enough to tell 2-3% from 1% chance.
+    images = torch.stack([real[i] for i in range(len(real)) for _ in range(10)])
+    captions = [c for i in range(len(index)) for c in index.captions(i)]
+    classes = [int(index.class_ids[i]) for i in range(len(index)) for _ in range(10)]
+    pool = [c for i in range(len(index)) for c in index.captions(i)]
+    pool_classes = [int(index.class_ids[i]) for i in range(len(index)) for _ in range(10)]
+    ceiling = r_precision(images, captions, classes, pool, pool_classes, evaluator / "encoder.pt")
+    assert ceiling["chance"] == 0.01 and ceiling["n"] == 1000 and ceiling["folds"] == 10
+    assert ceiling["mean"] > 2 * ceiling["chance"]  # a weak 800-step evaluator
+    # Captions of an image of the next class (5 images x 10 captions per class) as the "true"
+    # ones: back to chance.
+    shifted = captions[50:] + captions[:50]
+    other = classes[50:] + classes[:50]
+    assert all(a != b for a, b in zip(classes, other, strict=True))
+    shuffled = r_precision(images, shifted, other, pool, pool_classes, evaluator / "encoder.pt")
+    assert shuffled["mean"] < ceiling["mean"] / 1.5
+    with pytest.raises(UserError, match="generator's own text encoder"):
+        from harness.data.fingerprint import sha256_file
+
+        r_precision(images, captions, classes, pool, pool_classes, out / "encoder.pt",
+                    generator_encoder_sha256=sha256_file(out / "encoder.pt"))
+
+    embed_dataset(root, out / "encoder.pt", progress=False)
+    cfg = load_config("smoke_stage1", [f"data.root={root}", f"runs_dir={tmp_path}", "data.check=false",
+                                       "train.max_steps=2"])
+    train(cfg, progress=False)
+    run = tmp_path / "smoke_stage1"
+    assert main(["eval", "--run", str(run), "--data", str(root), "--metrics", "rprec",
+                 "--rprec-encoder", str(evaluator / "encoder.pt"), "--captions-per-image", "1"]) == 0
+    result = json.loads((run / "eval.json").read_text())
+    assert 0 <= result["values"]["rprec_mean"] <= 1
+    assert result["settings"]["rprec"]["evaluator_seed"] == 7
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlrun = client.get_run((run / "mlflow_run_id").read_text())
+    assert mlrun.data.metrics["eval.rprec_mean"] == pytest.approx(result["values"]["rprec_mean"])
+    assert mlrun.info.status == "FINISHED" and "eval.rprec.evaluator_sha256" in mlrun.data.tags

@@ -30,29 +30,38 @@ def register(sub) -> None:
     p.set_defaults(func=_train_classifier)
 
     p = sub.add_parser(
-        "eval", help="IS / FID / KID of a folder of generated images against real images.",
-        description="Evaluates any folder of images (a `sample` output, or generators trained "
-        "elsewhere) with torch-fidelity as the engine; prints the values with the settings behind "
-        "them. Real-set features are cached under a key of every setting that changes them.",
-        epilog="example:\n  stackgan-bench eval --fake samples/q2 --data data/synthbirds "
-        "--classifier runs/classifier/classifier.pt --metrics is,fid,kid --json",
+        "eval", help="IS / IS* / FID / KID / R-precision of generated images.",
+        description="Evaluates a run (sampling its test captions, then logging every value and "
+        "its settings to the run in MLflow) or any folder of images (a `sample` output, or "
+        "generators trained elsewhere). torch-fidelity is the engine for IS/FID/KID; real-set "
+        "features are cached under a key of every setting that changes them.",
+        epilog="examples:\n  stackgan-bench eval --run runs/quick_stage2 --data data/synthbirds "
+        "--classifier runs/classifier/classifier.pt\n  stackgan-bench eval --fake samples/q2 "
+        "--data data/synthbirds --classifier runs/classifier/classifier.pt --metrics is,fid,kid --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--fake", required=True, help="folder of generated images")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="a run folder: sample its --split captions, evaluate, log to MLflow")
+    src.add_argument("--fake", help="folder of generated images")
     real = p.add_mutually_exclusive_group()
     real.add_argument("--real", help="folder of real images")
-    real.add_argument("--data", help="dataset folder whose real images to use")
-    p.add_argument("--split", default="test", help="with --data: the split (default test)")
-    p.add_argument("--metrics", default="is,fid,kid", help="comma-separated: is, fid, kid")
+    real.add_argument("--data", help="dataset folder whose real images (and captions) to use")
+    p.add_argument("--split", default="test", help="the split (default test)")
+    p.add_argument("--per-caption", type=int, default=1, help="with --run: images per caption")
+    p.add_argument("--captions-per-image", type=int, default=10,
+                   help="with --run: captions per test image (default all 10)")
+    p.add_argument("--metrics", default="is,fid,kid", help="comma-separated: is, is_star, fid, kid, rprec")
     p.add_argument("--extractor", choices=("dataset-classifier", "inception-v3-compat"),
                    default="dataset-classifier", help="feature extractor (default dataset-classifier)")
     p.add_argument("--classifier", help="dataset classifier checkpoint (for dataset-classifier)")
     p.add_argument("--inception-weights", help="local pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--inception-sha256", help="expected SHA-256 of the weights, or 'any'")
+    p.add_argument("--rprec-encoder", help="evaluator text encoder for R-precision (trained apart "
+                   "from the generator's)")
     p.add_argument("--size", type=int, default=None,
                    help="resize every image to this square size (default: the fake images' size)")
     p.add_argument("--splits", type=int, default=10, help="IS splits (default 10)")
     p.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of shuffling and KID subsets")
+    p.add_argument("--seed", type=int, default=0, help="seed of sampling, shuffling, KID subsets")
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_eval)
@@ -71,49 +80,66 @@ def _train_classifier(args) -> int:
 
 
 def _eval(args) -> int:
-    from harness.data.fingerprint import sha256_file
-    from harness.data.sources import dataset_fingerprint
-    from harness.errors import UserError
-    from harness.eval.engine import EvalSettings, evaluate_sets
-    from harness.eval.inception_weights import resolve_inception_weights
-    from harness.eval.inputs import ImageFolderInput, RealSplitInput
+    from harness.eval.evaluate import EvalRequest, evaluate
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    fake = ImageFolderInput(args.fake, args.size)
-    size = args.size or int(fake[0].shape[-1])
-    fake.size = size
-    settings = EvalSettings(extractor=args.extractor, isc_splits=args.splits,
-                            kid_subset_size=args.kid_subset_size, seed=args.seed,
-                            batch_size=args.batch_size, extra={"resize": size, "resize_filter": "bicubic"})
-    if args.extractor == "dataset-classifier":
-        if not args.classifier:
-            raise UserError("--classifier PATH is needed with the dataset-classifier extractor "
-                            "(make one with `stackgan-bench classifier train`)")
-        settings.weights_path, settings.weights_sha256 = args.classifier, sha256_file(args.classifier)
-    else:
-        weights = resolve_inception_weights(args.inception_weights, args.inception_sha256)
-        if not weights.available:
-            result = {"values": {m: None for m in metrics}, "unavailable": weights.unavailable_reason}
-            print(json.dumps(result, indent=2) if args.json else
-                  f"metrics unavailable: {weights.unavailable_reason}")
-            return 1
-        settings.weights_path, settings.weights_sha256 = str(weights.path), weights.sha256
-        settings.standard_weights = weights.standard
-    real, description = None, None
-    if args.data:
-        real = RealSplitInput(args.data, args.split, size)
-        description = {"data": dataset_fingerprint(args.data), "split": args.split, "size": size,
-                       "bbox": True, "n": len(real), "resize_filter": "bicubic"}
-    elif args.real:
-        real = ImageFolderInput(args.real, size)
-    result = evaluate_sets(fake, real, metrics, settings, description)
-    if not settings.standard_weights:
-        result["warnings"].append(f"non-standard Inception weights (SHA-256 {settings.weights_sha256})")
+    fake = args.fake
+    if args.run:
+        fake = _sample_for_eval(args)
+    result = evaluate(EvalRequest(
+        fake=fake, metrics=metrics, data=args.data, real=args.real, split=args.split,
+        extractor=args.extractor, classifier=args.classifier, inception_weights=args.inception_weights,
+        inception_sha256=args.inception_sha256, rprec_encoder=args.rprec_encoder, size=args.size,
+        splits=args.splits, kid_subset_size=args.kid_subset_size, seed=args.seed,
+        batch_size=args.batch_size))
+    if args.run:
+        _log_to_run(args.run, result)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         for k, v in result["values"].items():
-            print(f"{k:10s} {v:.6g}")
+            print(f"{k:14s} " + ("unavailable" if v is None else f"{v:.6g}"))
+        for m, why in result.get("unavailable", {}).items():
+            print(f"{m} unavailable: {why}")
         for w in result["warnings"]:
             print(f"warning: {w}")
-    return 0
+    return 1 if result.get("unavailable") else 0
+
+
+def _sample_for_eval(args) -> str:
+    """Samples of the run's --split captions, reused when the same request was sampled before."""
+    import hashlib
+    from pathlib import Path
+
+    from harness.runner.build import find_run_checkpoint
+    from harness.runner.sample import sample_run
+
+    key = hashlib.sha256(json.dumps({
+        "checkpoint": str(find_run_checkpoint(args.run).resolve()),
+        "mtime": find_run_checkpoint(args.run).stat().st_mtime_ns, "split": args.split,
+        "per_caption": args.per_caption, "captions_per_image": args.captions_per_image,
+        "seed": args.seed}, sort_keys=True).encode()).hexdigest()[:16]
+    out = Path(args.run) / "eval-samples" / key
+    if not (out / "sample.json").exists():
+        sample_run(args.run, out, split=args.split, per_caption=args.per_caption,
+                   captions_per_image=args.captions_per_image, seed=args.seed)
+    return str(out)
+
+
+def _log_to_run(run: str, result: dict) -> None:
+    from pathlib import Path
+
+    from harness.atomic import write_text_atomic
+    from harness.config.load import flatten, from_yaml_file
+    from harness.runner.build import find_run_checkpoint
+    from harness.runner.checkpoint import load_checkpoint
+    from harness.tracking.mlflow_tracker import Tracker, default_uri
+
+    cfg = from_yaml_file(Path(run) / "config.yaml")
+    step = load_checkpoint(find_run_checkpoint(run))["position"]["step"]
+    tracker = Tracker(cfg.tracking.uri or default_uri(Path(run).parent), cfg.tracking.experiment,
+                      run, cfg.name, enabled=cfg.tracking.enabled, reopen=False)
+    values = {f"eval.{k}": v for k, v in result["values"].items() if v is not None}
+    tracker.log_metrics(values, step)
+    tracker.set_tags({f"eval.{k}": v for k, v in flatten(result["settings"]).items()})
+    write_text_atomic(Path(run) / "eval.json", json.dumps(result, indent=2))

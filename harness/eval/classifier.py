@@ -9,6 +9,7 @@ Inception-v3 at 299×299, trained from scratch, or from a local torchvision chec
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -110,6 +111,19 @@ def prepare(images_u8: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """TISE's calibration: the T minimising the NLL of softmax(logits / T) on held-out data."""
+    from scipy.optimize import minimize_scalar
+
+    logits = logits.double()
+
+    def nll(log_t: float) -> float:
+        return F.cross_entropy(logits / math.exp(log_t), labels).item()
+
+    return float(math.exp(minimize_scalar(nll, bounds=(-6.0, 6.0), method="bounded",
+                                          options={"xatol": 1e-8}).x))
+
+
 def _split_held_out(class_ids: np.ndarray, share: float) -> tuple[list[int], list[int]]:
     train, held = [], []
     for c in np.unique(class_ids):
@@ -160,7 +174,9 @@ def train_classifier(data_root: str | os.PathLike, out_dir: str | os.PathLike,
         logits = torch.cat([model.forward_features(prepare(images[held[i:i + 256]], size))[1]
                             for i in range(0, len(held), 256)])
         accuracy = (logits.argmax(1) == labels[held]).float().mean().item()
-    metrics = {"held_out_accuracy": accuracy, "chance": 1 / len(classes), "classes": len(classes),
+    temperature = fit_temperature(logits, labels[held])
+    metrics = {"held_out_accuracy": accuracy, "temperature": temperature,
+               "chance": 1 / len(classes), "classes": len(classes),
                "train_images": len(train_ids), "held_out_images": len(held_ids),
                "split": options.split, "data_fingerprint": dataset_fingerprint(data_root)}
     out = Path(out_dir)
@@ -191,10 +207,12 @@ class DatasetClassifierExtractor(FeatureExtractorBase):
                             "(stackgan-bench classifier train … ; then --classifier PATH)")
         self.model, ckpt = load_classifier(feature_extractor_weights_path)
         self.size = ClassifierOptions(**ckpt["options"]).image_size
+        self.temperature = float(ckpt["metrics"].get("temperature", 1.0))
 
     @staticmethod
     def get_provided_features_list():
-        return ("pool", "logits")
+        # logits_calibrated = logits / T, the temperature fitted on held-out real images (IS*).
+        return ("pool", "logits", "logits_calibrated")
 
     @staticmethod
     def get_default_feature_layer_for_metric(metric):
@@ -210,7 +228,7 @@ class DatasetClassifierExtractor(FeatureExtractorBase):
 
     def forward(self, x):
         pool, logits = self.model.forward_features(prepare(x, self.size))
-        out = {"pool": pool, "logits": logits}
+        out = {"pool": pool, "logits": logits, "logits_calibrated": logits / self.temperature}
         return tuple(out[name] for name in self.features_list)
 
 

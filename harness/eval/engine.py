@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from harness.errors import UserError
 
-METRICS = ("is", "fid", "kid")
+METRICS = ("is", "is_star", "fid", "kid")
 DEFAULT_KID_SUBSET = 1000  # torch-fidelity's default
 FEATURE_DIMS = {"inception-v3-compat": 2048}
 
@@ -75,7 +75,8 @@ def evaluate_sets(fake: Dataset, real: Dataset | None, metrics: tuple[str, ...],
         cache_name = real_cache_name(settings, real_description)
     kwargs = dict(
         input1=fake, input2=real if needs_real else None, cuda=torch.cuda.is_available(),
-        isc="is" in metrics, fid="fid" in metrics, kid="kid" in metrics,
+        isc="is" in metrics or not any(m in ("fid", "kid") for m in metrics),
+        fid="fid" in metrics, kid="kid" in metrics,
         feature_extractor=settings.extractor, feature_extractor_weights_path=settings.weights_path,
         isc_splits=settings.isc_splits, kid_subset_size=kid_subset, kid_subsets=settings.kid_subsets,
         rng_seed=settings.seed, batch_size=settings.batch_size, datasets_download=False,
@@ -96,6 +97,15 @@ def evaluate_sets(fake: Dataset, real: Dataset | None, metrics: tuple[str, ...],
     if "kid" in metrics:
         out["kid_mean"] = values["kernel_inception_distance_mean"]
         out["kid_std"] = values["kernel_inception_distance_std"]
+    if "is_star" in metrics:
+        if settings.extractor != "dataset-classifier":
+            raise UserError("IS* needs the dataset-classifier extractor (its temperature is fitted "
+                            "on held-out real images)")
+        calibrated = torch_fidelity.calculate_metrics(**{
+            **kwargs, "input2": None, "fid": False, "kid": False, "isc": True,
+            "feature_layer_isc": "logits_calibrated", "cache": False})
+        out["is_star_mean"] = calibrated["inception_score_mean"]
+        out["is_star_std"] = calibrated["inception_score_std"]
     return {"values": out, "warnings": warnings,
             "settings": {"extractor": settings.extractor, "weights_path": settings.weights_path,
                          "weights_sha256": settings.weights_sha256,

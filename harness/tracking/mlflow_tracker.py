@@ -34,7 +34,7 @@ def _quick_failing_http() -> None:
 class Tracker:
     def __init__(self, uri: str, experiment: str, run_dir: str | os.PathLike, run_name: str,
                  parent_run_id: str | None = None, retry_seconds: float = 30.0,
-                 enabled: bool = True):
+                 enabled: bool = True, reopen: bool = True):
         _quick_failing_http()
         self.uri, self.experiment, self.run_name = uri, experiment, run_name
         self.run_dir = Path(run_dir)
@@ -42,6 +42,9 @@ class Tracker:
         self.parent_run_id = parent_run_id
         self.retry_seconds = retry_seconds
         self.enabled = enabled
+        # reopen: a resumed training run is RUNNING again; evaluation attaches to a finished
+        # run without changing its status.
+        self.reopen = reopen
         self.run_id: str | None = None
         self._client = None
         self._offline_since: float | None = None
@@ -62,7 +65,8 @@ class Tracker:
         id_file = self.run_dir / RUN_ID_FILE
         if id_file.exists():  # a resumed run continues its MLflow run
             self.run_id = id_file.read_text().strip()
-            client.update_run(self.run_id, status="RUNNING")
+            if self.reopen:
+                client.update_run(self.run_id, status="RUNNING")
             return self.run_id
         exp = client.get_experiment_by_name(self.experiment)
         exp_id = exp.experiment_id if exp else client.create_experiment(self.experiment)

@@ -1,0 +1,112 @@
+"""One evaluation request: a folder of generated images (with its manifest) against real images,
+for any of IS, IS*, FID, KID and R-precision, returning values, settings and warnings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from harness.data.fingerprint import sha256_file
+from harness.data.sources import dataset_fingerprint, load_index
+from harness.errors import UserError
+from harness.eval.engine import METRICS as FIDELITY_METRICS
+from harness.eval.engine import EvalSettings, evaluate_sets
+from harness.eval.inception_weights import resolve_inception_weights
+from harness.eval.inputs import ImageFolderInput, RealSplitInput
+
+ALL_METRICS = (*FIDELITY_METRICS, "rprec")
+
+
+@dataclass
+class EvalRequest:
+    fake: str
+    metrics: tuple[str, ...] = ("is", "fid", "kid")
+    data: str | None = None
+    real: str | None = None
+    split: str = "test"
+    extractor: str = "dataset-classifier"
+    classifier: str | None = None
+    inception_weights: str | None = None
+    inception_sha256: str | None = None
+    rprec_encoder: str | None = None
+    size: int | None = None
+    splits: int = 10
+    kid_subset_size: int = 1000
+    seed: int = 0
+    batch_size: int = 64
+
+
+def evaluate(req: EvalRequest) -> dict:
+    unknown = [m for m in req.metrics if m not in ALL_METRICS]
+    if unknown:
+        raise UserError(f"unknown metric(s) {unknown}; known: {', '.join(ALL_METRICS)}")
+    fake = ImageFolderInput(req.fake, req.size)
+    size = req.size or int(fake[0].shape[-1])
+    fake.size = size
+    result = {"values": {}, "warnings": [], "settings": {"resize": size, "resize_filter": "bicubic"}}
+    fidelity = tuple(m for m in req.metrics if m in FIDELITY_METRICS)
+    if fidelity:
+        _fidelity(req, fake, size, fidelity, result)
+    if "rprec" in req.metrics:
+        _rprecision(req, fake, result)
+    return result
+
+
+def _fidelity(req: EvalRequest, fake: ImageFolderInput, size: int, metrics, result: dict) -> None:
+    settings = EvalSettings(extractor=req.extractor, isc_splits=req.splits,
+                            kid_subset_size=req.kid_subset_size, seed=req.seed,
+                            batch_size=req.batch_size)
+    if req.extractor == "dataset-classifier":
+        if not req.classifier:
+            raise UserError("--classifier PATH is needed with the dataset-classifier extractor "
+                            "(make one with `stackgan-bench classifier train`)")
+        settings.weights_path, settings.weights_sha256 = req.classifier, sha256_file(req.classifier)
+    else:
+        weights = resolve_inception_weights(req.inception_weights, req.inception_sha256)
+        if not weights.available:
+            result["values"].update({m: None for m in metrics})
+            result["unavailable"] = {m: weights.unavailable_reason for m in metrics}
+            return
+        settings.weights_path, settings.weights_sha256 = str(weights.path), weights.sha256
+        settings.standard_weights = weights.standard
+        if not weights.standard:
+            result["warnings"].append(f"non-standard Inception weights (SHA-256 {weights.sha256})")
+    real, description = None, None
+    if req.data:
+        real = RealSplitInput(req.data, req.split, size)
+        description = {"data": dataset_fingerprint(req.data), "split": req.split, "size": size,
+                       "bbox": True, "n": len(real), "resize_filter": "bicubic"}
+    elif req.real:
+        real = ImageFolderInput(req.real, size)
+    out = evaluate_sets(fake, real, metrics, settings, description)
+    result["values"].update(out["values"])
+    result["warnings"] += out["warnings"]
+    result["settings"].update(out["settings"])
+
+
+def _rprecision(req: EvalRequest, fake: ImageFolderInput, result: dict) -> None:
+    from harness.eval.rprecision import r_precision
+
+    if not req.rprec_encoder or not req.data:
+        raise UserError("R-precision needs --rprec-encoder CKPT (an evaluator text encoder trained "
+                        "separately from the generator's) and --data DATASET (the caption pool)")
+    rows = fake.rows
+    if not all("caption" in r and "class_id" in r for r in rows):
+        raise UserError(f"{req.fake}: R-precision needs a `sample` folder whose manifest gives each "
+                        "image's caption and class")
+    index = load_index(req.data, req.split)
+    pool_captions, pool_classes = [], []
+    for i in range(len(index)):
+        caps = index.captions(i)
+        pool_captions += caps
+        pool_classes += [int(index.class_ids[i])] * len(caps)
+    meta = (index.split_dir or Path(req.data) / req.split) / "char-CNN-RNN-embeddings.pickle.meta.json"
+    generator_sha = json.loads(meta.read_text()).get("encoder_sha256") if meta.exists() else None
+    images = torch.stack([fake[i] for i in range(len(fake))])
+    out = r_precision(images, [r["caption"] for r in rows], [int(r["class_id"]) for r in rows],
+                      pool_captions, pool_classes, req.rprec_encoder, generator_sha, seed=req.seed)
+    result["values"]["rprec_mean"], result["values"]["rprec_std"] = out["mean"], out["std"]
+    result["settings"]["rprec"] = {k: v for k, v in out.items() if k not in ("mean", "std")}
