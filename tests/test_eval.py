@@ -341,3 +341,98 @@ def test_candidates_come_from_other_classes():
     assert all(len(p) == 3 and len(set(p)) == 3 for p in picks)
     assert all(pool[j] != 0 for j in picks[0]) and all(pool[j] != 3 for j in picks[1])
     assert [p.tolist() for p in picks] == [p.tolist() for p in draw_candidates([0, 3], pool, 4, seed=1)]
+
+
+def test_attribute_table_reads_synthbirds(tiny_synth):
+    from harness.eval.attributes import named_attributes, read_attributes
+
+    table = read_attributes(tiny_synth)
+    assert table.kinds == sorted(["bill_length", "bill_shape", "crown_color", "size", "tail_color",
+                                  "underparts_color", "wing_color", "wing_pattern"])
+    assert all(set(v) == set(table.kinds) for v in table.image_values.values())
+    key = next(iter(table.caption_ids))
+    named = named_attributes(table, [f"{key}#3"])[0]
+    assert named == table.caption_ids[key][3]
+    # Every attribute a caption names is one the image has.
+    assert all(table.image_values[key][table.by_id[a][0]] == table.by_id[a][1] for a in named)
+    with pytest.raises(UserError, match="not a dataset caption"):
+        named_attributes(table, ["line1"])
+
+
+def test_attribute_accuracy_matches_a_hand_computation(tiny_synth, monkeypatch):
+    from harness.eval import attributes as attr
+
+    table = attr.read_attributes(tiny_synth)
+    ids = {f"{k}::{v}": i for i, (k, v) in table.by_id.items()}
+    g = {k: n for n, k in enumerate(table.kinds)}
+    # Image 0 is predicted red crown + blue wings; image 1 white underparts + long bill.
+    preds = torch.zeros(2, len(table.kinds), dtype=torch.long)
+    preds[0, g["crown_color"]] = table.values["crown_color"].index("red")
+    preds[0, g["wing_color"]] = table.values["wing_color"].index("blue")
+    preds[1, g["underparts_color"]] = table.values["underparts_color"].index("white")
+    preds[1, g["bill_length"]] = table.values["bill_length"].index("long")
+    named = [[ids["crown_color::red"], ids["wing_color::green"]],  # 1 of 2 shown
+             [ids["underparts_color::white"], ids["bill_length::long"], ids["size::large"]]]  # 2 of 3
+    monkeypatch.setattr(attr, "load_attribute_classifier",
+                        lambda path: (None, {"kinds": table.kinds, "options": {},
+                                             "metrics": {"held_out_accuracy": {}}}))
+    monkeypatch.setattr(attr, "predict", lambda model, images, size: preds)
+    monkeypatch.setattr(attr, "AttributeOptions", lambda **kw: type("O", (), {"image_size": 64})())
+    out = attr.attribute_accuracy(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), named, table, "x")
+    assert out["mean"] == pytest.approx((1 / 2 + 2 / 3) / 2) and out["n"] == 2
+    assert out["std"] == pytest.approx(np.std([1 / 2, 2 / 3]))
+
+
+@pytest.mark.integration
+def test_attribute_classifier_and_ceiling_on_real_images(tmp_path, monkeypatch, capsys):
+    import json
+
+    from harness.cli.main import main
+    from harness.data.synthbirds.build import SynthOptions, build_synthbirds
+    from harness.eval.attributes import AttributeOptions, train_attribute_classifier
+
+    data = tmp_path / "birds"
+    build_synthbirds(data, SynthOptions(classes=40, per_class=8, size=96, seed=4, test_classes=10),
+                     workers=1, progress=False)
+    metrics = train_attribute_classifier(data, tmp_path / "attr", AttributeOptions(steps=600, width=16),
+                                         progress=False)
+    acc, chance = metrics["held_out_accuracy"], metrics["chance"]
+    assert acc["underparts_color"] > 3 * chance["underparts_color"]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    args = ["eval", "--ceiling", "--data", str(data), "--metrics", "attr", "--attr-classifier",
+            str(tmp_path / "attr" / "attributes.pt"), "--json"]
+    assert main(args) == 0
+    real = json.loads(capsys.readouterr().out)["values"]["attr_mean"]
+    # The same images with captions of other images: attributes no longer match.
+    from harness.eval.attributes import attribute_accuracy, read_attributes
+    from harness.eval.inputs import ImageFolderInput
+
+    folder = next((tmp_path / "cache" / "stackgan-bench" / "fidelity" / "ceiling").iterdir())
+    images = ImageFolderInput(folder)
+    table = read_attributes(data)
+    rows = images.rows
+    shuffled = [table.caption_ids[r["caption_id"].rpartition("#")[0]][0] for r in rows]
+    shuffled = shuffled[40:] + shuffled[:40]  # captions of an image 4 classes away
+    stack = torch.stack([images[i] for i in range(len(images))])
+    wrong = attribute_accuracy(stack, shuffled, table, tmp_path / "attr" / "attributes.pt")["mean"]
+    print(f"ceiling {real:.3f} vs shuffled captions {wrong:.3f}")
+    assert real > wrong + 0.03  # measured: 0.279 vs 0.221 at 600 steps
+
+
+def test_channels_last_inception_matches_torch_fidelity_default(tmp_path):
+    from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+
+    from harness.eval import inception_fast
+
+    inception_fast.register()
+    weights = inception_fast.random_weights_file(tmp_path / "w.pth")
+    images = Images(_images(6, 14, size=64))
+    feats = {}
+    for name in ("inception-v3-compat", inception_fast.NAME):
+        fx = create_feature_extractor(name, ["2048", "logits_unbiased"], cuda=False, verbose=False,
+                                      feature_extractor_weights_path=weights)
+        feats[name] = get_featuresdict_from_dataset(images, fx, 3, False, True, False)
+    for layer in ("2048", "logits_unbiased"):
+        a, b = feats["inception-v3-compat"][layer], feats[inception_fast.NAME][layer]
+        assert a.std(0).mean() > 1e-3  # the stand-in weights give features that vary by image
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * a.abs().max().item())

@@ -29,6 +29,17 @@ def register(sub) -> None:
                    help="inception preset: a local torchvision Inception-v3 state dict to start from")
     p.set_defaults(func=_train_classifier)
 
+    group = add_group(sub, "attributes", "The attribute classifier behind attribute accuracy.")
+    p = add_command(group, "train", "Train the attribute classifier (one head per attribute kind) "
+                    "on real training-split images; held-out accuracy on the test split's unseen "
+                    "species.",
+                    "stackgan-bench attributes train --data data/synthbirds --out runs/attributes")
+    p.add_argument("--data", required=True, help="dataset folder with attribute labels (synthbirds)")
+    p.add_argument("--out", required=True, help="output folder (attributes.pt)")
+    p.add_argument("--steps", type=int, default=800, help="steps (default 800)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.set_defaults(func=_train_attributes)
+
     p = sub.add_parser(
         "eval", help="IS / IS* / FID / KID / R-precision of generated images.",
         description="Evaluates a run (sampling its test captions, then logging every value and "
@@ -42,6 +53,8 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="a run folder: sample its --split captions, evaluate, log to MLflow")
     src.add_argument("--fake", help="folder of generated images")
+    src.add_argument("--ceiling", action="store_true",
+                     help="evaluate the real --split images of --data the same way (the ceiling)")
     real = p.add_mutually_exclusive_group()
     real.add_argument("--real", help="folder of real images")
     real.add_argument("--data", help="dataset folder whose real images (and captions) to use")
@@ -49,7 +62,8 @@ def register(sub) -> None:
     p.add_argument("--per-caption", type=int, default=1, help="with --run: images per caption")
     p.add_argument("--captions-per-image", type=int, default=10,
                    help="with --run: captions per test image (default all 10)")
-    p.add_argument("--metrics", default="is,fid,kid", help="comma-separated: is, is_star, fid, kid, rprec")
+    p.add_argument("--metrics", default="is,fid,kid",
+                   help="comma-separated: is, is_star, fid, kid, rprec, attr")
     p.add_argument("--extractor", choices=("dataset-classifier", "inception-v3-compat"),
                    default="dataset-classifier", help="feature extractor (default dataset-classifier)")
     p.add_argument("--classifier", help="dataset classifier checkpoint (for dataset-classifier)")
@@ -57,6 +71,7 @@ def register(sub) -> None:
     p.add_argument("--inception-sha256", help="expected SHA-256 of the weights, or 'any'")
     p.add_argument("--rprec-encoder", help="evaluator text encoder for R-precision (trained apart "
                    "from the generator's)")
+    p.add_argument("--attr-classifier", help="attribute classifier (`attributes train`) for attr")
     p.add_argument("--size", type=int, default=None,
                    help="resize every image to this square size (default: the fake images' size)")
     p.add_argument("--splits", type=int, default=10, help="IS splits (default 10)")
@@ -65,6 +80,15 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_eval)
+
+
+def _train_attributes(args) -> int:
+    from harness.eval.attributes import AttributeOptions, train_attribute_classifier
+
+    metrics = train_attribute_classifier(args.data, args.out, AttributeOptions(steps=args.steps,
+                                                                               seed=args.seed))
+    print(json.dumps(metrics, indent=2))
+    return 0
 
 
 def _train_classifier(args) -> int:
@@ -83,13 +107,21 @@ def _eval(args) -> int:
     from harness.eval.evaluate import EvalRequest, evaluate
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    from harness.errors import UserError
+    from harness.eval.evaluate import real_as_samples
+
     fake = args.fake
     if args.run:
         fake = _sample_for_eval(args)
+    elif args.ceiling:
+        if not args.data:
+            raise UserError("--ceiling needs --data DATASET")
+        fake = str(real_as_samples(args.data, args.split, args.size or 64, args.captions_per_image))
     result = evaluate(EvalRequest(
         fake=fake, metrics=metrics, data=args.data, real=args.real, split=args.split,
         extractor=args.extractor, classifier=args.classifier, inception_weights=args.inception_weights,
-        inception_sha256=args.inception_sha256, rprec_encoder=args.rprec_encoder, size=args.size,
+        inception_sha256=args.inception_sha256, rprec_encoder=args.rprec_encoder,
+        attr_classifier=args.attr_classifier, size=args.size,
         splits=args.splits, kid_subset_size=args.kid_subset_size, seed=args.seed,
         batch_size=args.batch_size))
     if args.run:

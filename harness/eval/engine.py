@@ -54,9 +54,13 @@ def evaluate_sets(fake: Dataset, real: Dataset | None, metrics: tuple[str, ...],
     """Metric values, the settings behind them, and warnings for small samples."""
     import torch_fidelity
 
-    from harness.eval import classifier
+    from harness.eval import classifier, inception_fast
 
     classifier.register()
+    inception_fast.register()
+    # The standard extractor, run with channels_last weights (same values, faster).
+    engine_extractor = inception_fast.NAME if settings.extractor == "inception-v3-compat" \
+        else settings.extractor
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UserError(f"unknown metric(s) {unknown}; known here: {', '.join(METRICS)}")
@@ -77,7 +81,7 @@ def evaluate_sets(fake: Dataset, real: Dataset | None, metrics: tuple[str, ...],
         input1=fake, input2=real if needs_real else None, cuda=torch.cuda.is_available(),
         isc="is" in metrics or not any(m in ("fid", "kid") for m in metrics),
         fid="fid" in metrics, kid="kid" in metrics,
-        feature_extractor=settings.extractor, feature_extractor_weights_path=settings.weights_path,
+        feature_extractor=engine_extractor, feature_extractor_weights_path=settings.weights_path,
         isc_splits=settings.isc_splits, kid_subset_size=kid_subset, kid_subsets=settings.kid_subsets,
         rng_seed=settings.seed, batch_size=settings.batch_size, datasets_download=False,
         verbose=False, save_cpu_ram=True, cache=cache_name is not None,
@@ -107,7 +111,8 @@ def evaluate_sets(fake: Dataset, real: Dataset | None, metrics: tuple[str, ...],
         out["is_star_mean"] = calibrated["inception_score_mean"]
         out["is_star_std"] = calibrated["inception_score_std"]
     return {"values": out, "warnings": warnings,
-            "settings": {"extractor": settings.extractor, "weights_path": settings.weights_path,
+            "settings": {"extractor": settings.extractor, "implementation": engine_extractor,
+                         "weights_path": settings.weights_path,
                          "weights_sha256": settings.weights_sha256,
                          "standard_weights": settings.standard_weights, "n_fake": n_fake,
                          "n_real": n_real, "isc_splits": settings.isc_splits,

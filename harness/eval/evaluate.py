@@ -17,7 +17,7 @@ from harness.eval.engine import EvalSettings, evaluate_sets
 from harness.eval.inception_weights import resolve_inception_weights
 from harness.eval.inputs import ImageFolderInput, RealSplitInput
 
-ALL_METRICS = (*FIDELITY_METRICS, "rprec")
+ALL_METRICS = (*FIDELITY_METRICS, "rprec", "attr")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class EvalRequest:
     inception_weights: str | None = None
     inception_sha256: str | None = None
     rprec_encoder: str | None = None
+    attr_classifier: str | None = None
     size: int | None = None
     splits: int = 10
     kid_subset_size: int = 1000
@@ -52,7 +53,60 @@ def evaluate(req: EvalRequest) -> dict:
         _fidelity(req, fake, size, fidelity, result)
     if "rprec" in req.metrics:
         _rprecision(req, fake, result)
+    if "attr" in req.metrics:
+        _attributes(req, fake, result)
     return result
+
+
+def _attributes(req: EvalRequest, fake: ImageFolderInput, result: dict) -> None:
+    from harness.eval.attributes import attribute_accuracy, named_attributes, read_attributes
+
+    if not req.attr_classifier or not req.data:
+        raise UserError("attribute accuracy needs --attr-classifier CKPT (`stackgan-bench "
+                        "attributes train`) and --data DATASET")
+    if not all("caption_id" in r for r in fake.rows):
+        raise UserError(f"{req.fake}: attribute accuracy needs a `sample` folder (caption ids)")
+    table = read_attributes(req.data)
+    named = named_attributes(table, [r["caption_id"] for r in fake.rows])
+    images = torch.stack([fake[i] for i in range(len(fake))])
+    out = attribute_accuracy(images, named, table, req.attr_classifier)
+    result["values"]["attr_mean"], result["values"]["attr_std"] = out["mean"], out["std"]
+    result["settings"]["attr"] = {"classifier": req.attr_classifier,
+                                  "classifier_sha256": sha256_file(req.attr_classifier),
+                                  "n": out["n"],
+                                  "classifier_held_out_accuracy": out["classifier_held_out_accuracy"]}
+
+
+def real_as_samples(data: str, split: str, size: int, captions_per_image: int,
+                    cache_root: str | None = None) -> Path:
+    """The real images of a split written like a `sample` output (one row per caption), so the
+    ceiling is measured by exactly the same code as the models. Cached by content."""
+    import hashlib
+
+    from PIL import Image
+
+    from harness.atomic import atomic_directory
+    from harness.eval.engine import default_cache_root
+
+    key = hashlib.sha256(json.dumps({"data": dataset_fingerprint(data), "split": split,
+                                     "size": size, "captions": captions_per_image},
+                                    sort_keys=True).encode()).hexdigest()[:20]
+    out = Path(cache_root or default_cache_root()) / "ceiling" / key
+    if (out / "manifest.jsonl").exists():
+        return out
+    index = load_index(data, split)
+    real = RealSplitInput(data, split, size)
+    with atomic_directory(out, overwrite=out.exists()) as tmp:
+        (tmp / "images").mkdir()
+        rows = []
+        for i in range(len(index)):
+            name = f"images/{i:06d}.png"
+            Image.fromarray(real[i].permute(1, 2, 0).numpy()).save(tmp / name)
+            for c, caption in enumerate(index.captions(i)[:captions_per_image]):
+                rows.append({"file": name, "caption_id": f"{index.keys[i]}#{c}", "caption": caption,
+                             "class_id": int(index.class_ids[i])})
+        (tmp / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
 
 
 def _fidelity(req: EvalRequest, fake: ImageFolderInput, size: int, metrics, result: dict) -> None:

@@ -1,0 +1,194 @@
+"""Attribute accuracy: does each generated image show the attributes its caption names?
+
+An attribute classifier (one softmax head per attribute kind — crown colour, wing colour,
+underparts colour, tail colour, wing pattern, bill shape, bill length, size) is trained on the
+real images of the training split, whose species are disjoint from the test split's; its
+held-out accuracy per kind is measured on real test images. The score of a generated image is
+the fraction of the attributes named in its caption that the classifier sees in the image.
+Needs per-image attribute labels and per-caption attribute lists (synthbirds writes both, in
+CUB's attribute file format plus ``attributes/caption_attributes.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from harness.errors import UserError
+from harness.eval.classifier import SmallClassifier, prepare
+from harness.serialization import load_torch_checked, save_torch_atomic
+
+FORMAT = "stackgan-bench/attribute-classifier/1"
+
+
+@dataclass(frozen=True)
+class AttributeOptions:
+    steps: int = 800
+    batch_size: int = 64
+    lr: float = 1e-3
+    width: int = 32
+    image_size: int = 64
+    seed: int = 0
+
+
+@dataclass
+class AttributeTable:
+    kinds: list[str]  # e.g. crown_color
+    values: dict[str, list[str]]  # kind -> value names
+    by_id: dict[int, tuple[str, str]]  # attribute id -> (kind, value)
+    image_values: dict[str, dict[str, str]]  # image key -> kind -> value
+    caption_ids: dict[str, list[list[int]]]  # image key -> per caption, attribute ids named
+
+
+def read_attributes(root: str | os.PathLike) -> AttributeTable:
+    cub = Path(root) / "CUB_200_2011"
+    names = cub / "attributes" / "attributes.txt"
+    labels = cub / "attributes" / "image_attribute_labels.txt"
+    captions = cub / "attributes" / "caption_attributes.jsonl"
+    for path in (names, labels, captions):
+        if not path.exists():
+            raise UserError(f"{path}: missing; attribute accuracy needs per-image attribute labels "
+                            "and per-caption attribute lists (synthbirds provides them)")
+    by_id, values = {}, {}
+    for line in names.read_text().splitlines():
+        attr_id, name = line.split(maxsplit=1)
+        kind, value = name.removeprefix("has_").split("::")
+        by_id[int(attr_id)] = (kind, value)
+        values.setdefault(kind, []).append(value)
+    keys = {}
+    for line in (cub / "images.txt").read_text().splitlines():
+        image_id, rel = line.split()
+        keys[image_id] = rel.rsplit(".", 1)[0]
+    image_values: dict[str, dict[str, str]] = {}
+    for line in labels.read_text().splitlines():
+        image_id, attr_id, present, *_ = line.split()
+        if present == "1":
+            kind, value = by_id[int(attr_id)]
+            image_values.setdefault(keys[image_id], {})[kind] = value
+    caption_ids = {}
+    for line in captions.read_text().splitlines():
+        rec = json.loads(line)
+        caption_ids[rec["key"]] = rec["captions"]
+    return AttributeTable(sorted(values), values, by_id, image_values, caption_ids)
+
+
+class AttributeClassifier(nn.Module):
+    def __init__(self, head_sizes: list[int], width: int):
+        super().__init__()
+        self.trunk = SmallClassifier(1, width)
+        dim = self.trunk.fc.in_features
+        self.heads = nn.ModuleList(nn.Linear(dim, n) for n in head_sizes)
+
+    def forward(self, x):
+        pool = self.trunk.features(x).mean(dim=(2, 3))
+        return [h(pool) for h in self.heads]
+
+
+def _labels(table: AttributeTable, keys: list[str]) -> torch.Tensor:
+    return torch.tensor([[table.values[k].index(table.image_values[key][k])
+                          if k in table.image_values.get(key, {}) else -100
+                          for k in table.kinds] for key in keys])
+
+
+def train_attribute_classifier(data_root, out_dir, options: AttributeOptions = AttributeOptions(),
+                               progress: bool = True) -> dict:
+    from harness.data.sources import load_index
+    from harness.eval.inputs import RealSplitInput
+    from harness.runner.seeding import seed_all
+
+    seed_all(options.seed)
+    table = read_attributes(data_root)
+    size, load = options.image_size, int(options.image_size * 76 / 64)
+    splits = {}
+    for split in ("train", "test"):
+        real = RealSplitInput(data_root, split, load)
+        images = torch.stack([real[i] for i in tqdm(range(len(real)), desc=f"loading {split}",
+                                                      disable=not progress, leave=False)])
+        splits[split] = (images, _labels(table, load_index(data_root, split).keys))
+    model = AttributeClassifier([len(table.values[k]) for k in table.kinds], options.width)
+    opt = torch.optim.Adam(model.parameters(), lr=options.lr)
+    gen = torch.Generator().manual_seed(options.seed)
+    images, labels = splits["train"]
+    for _ in tqdm(range(options.steps), desc="training attribute classifier", disable=not progress):
+        model.train()
+        pick = torch.randint(0, len(images), (options.batch_size,), generator=gen)
+        top = int(torch.randint(0, load - size + 1, (1,), generator=gen))
+        left = int(torch.randint(0, load - size + 1, (1,), generator=gen))
+        x = prepare(images[pick, :, top:top + size, left:left + size], size)
+        if bool(torch.rand((), generator=gen) < 0.5):
+            x = x.flip(-1)
+        outs = model(x)
+        loss = sum(F.cross_entropy(o, labels[pick, g], ignore_index=-100) for g, o in enumerate(outs))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    test_images, test_labels = splits["test"]
+    with torch.no_grad():
+        preds = predict(model, test_images, size)
+    per_kind = {k: float((preds[:, g] == test_labels[:, g]).float().mean())
+                for g, k in enumerate(table.kinds)}
+    chance = {k: 1 / len(table.values[k]) for k in table.kinds}
+    metrics = {"held_out_accuracy": per_kind, "chance": chance,
+               "held_out": "real test images (species unseen in training)"}
+    save_torch_atomic({"format": FORMAT, "options": asdict(options), "kinds": table.kinds,
+                       "values": table.values, "metrics": metrics, "state": model.state_dict()},
+                      Path(out_dir) / "attributes.pt")
+    return metrics
+
+
+@torch.no_grad()
+def predict(model: AttributeClassifier, images_u8: torch.Tensor, size: int) -> torch.Tensor:
+    outs = [model(prepare(images_u8[i:i + 256], size)) for i in range(0, len(images_u8), 256)]
+    return torch.stack([torch.cat([o[g] for o in outs]).argmax(1) for g in range(len(outs[0]))], 1)
+
+
+def load_attribute_classifier(path) -> tuple[AttributeClassifier, dict]:
+    ckpt = load_torch_checked(path, FORMAT, "attribute classifier")
+    options = AttributeOptions(**ckpt["options"])
+    model = AttributeClassifier([len(ckpt["values"][k]) for k in ckpt["kinds"]], options.width)
+    model.load_state_dict(ckpt["state"])
+    model.eval()
+    return model, ckpt
+
+
+def attribute_accuracy(images_u8: torch.Tensor, named: list[list[int]], table: AttributeTable,
+                       classifier_path) -> dict:
+    """Mean over images of the fraction of caption-named attributes the image shows."""
+    model, ckpt = load_attribute_classifier(classifier_path)
+    if ckpt["kinds"] != table.kinds:
+        raise UserError(f"{classifier_path}: trained on other attribute kinds than the dataset's")
+    preds = predict(model, images_u8, AttributeOptions(**ckpt["options"]).image_size)
+    scores = []
+    for i, ids in enumerate(named):
+        checks = []
+        for attr_id in ids:
+            kind, value = table.by_id[attr_id]
+            g = table.kinds.index(kind)
+            checks.append(table.values[kind][int(preds[i, g])] == value)
+        if checks:
+            scores.append(float(np.mean(checks)))
+    if not scores:
+        raise UserError("no image's caption names any attribute")
+    return {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "n": len(scores),
+            "classifier_held_out_accuracy": ckpt["metrics"]["held_out_accuracy"]}
+
+
+def named_attributes(table: AttributeTable, caption_ids: list[str]) -> list[list[int]]:
+    """Attribute ids named by each caption id ``<image key>#<caption index>``."""
+    out = []
+    for cid in caption_ids:
+        key, _, idx = cid.rpartition("#")
+        if key not in table.caption_ids or not idx.isdigit():
+            raise UserError(f"caption id {cid!r} is not a dataset caption (attribute accuracy needs "
+                            "samples of the dataset's captions, e.g. `sample --split test`)")
+        out.append(table.caption_ids[key][int(idx)])
+    return out
