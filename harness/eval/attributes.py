@@ -101,7 +101,7 @@ def _labels(table: AttributeTable, keys: list[str]) -> torch.Tensor:
 def train_attribute_classifier(data_root, out_dir, options: AttributeOptions = AttributeOptions(),
                                progress: bool = True) -> dict:
     from harness.data.sources import load_index
-    from harness.eval.inputs import RealSplitInput
+    from harness.eval.inputs import load_real_tensor, random_crop_flip
     from harness.runner.seeding import seed_all
 
     seed_all(options.seed)
@@ -109,10 +109,8 @@ def train_attribute_classifier(data_root, out_dir, options: AttributeOptions = A
     size, load = options.image_size, int(options.image_size * 76 / 64)
     splits = {}
     for split in ("train", "test"):
-        real = RealSplitInput(data_root, split, load)
-        images = torch.stack([real[i] for i in tqdm(range(len(real)), desc=f"loading {split}",
-                                                      disable=not progress, leave=False)])
-        splits[split] = (images, _labels(table, load_index(data_root, split).keys))
+        splits[split] = (load_real_tensor(data_root, split, load, progress),
+                         _labels(table, load_index(data_root, split).keys))
     model = AttributeClassifier([len(table.values[k]) for k in table.kinds], options.width)
     opt = torch.optim.Adam(model.parameters(), lr=options.lr)
     gen = torch.Generator().manual_seed(options.seed)
@@ -120,11 +118,7 @@ def train_attribute_classifier(data_root, out_dir, options: AttributeOptions = A
     for _ in tqdm(range(options.steps), desc="training attribute classifier", disable=not progress):
         model.train()
         pick = torch.randint(0, len(images), (options.batch_size,), generator=gen)
-        top = int(torch.randint(0, load - size + 1, (1,), generator=gen))
-        left = int(torch.randint(0, load - size + 1, (1,), generator=gen))
-        x = prepare(images[pick, :, top:top + size, left:left + size], size)
-        if bool(torch.rand((), generator=gen) < 0.5):
-            x = x.flip(-1)
+        x = prepare(random_crop_flip(images[pick], size, gen), size)
         outs = model(x)
         loss = sum(F.cross_entropy(o, labels[pick, g], ignore_index=-100) for g, o in enumerate(outs))
         opt.zero_grad(set_to_none=True)

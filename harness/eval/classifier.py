@@ -137,7 +137,7 @@ def _split_held_out(class_ids: np.ndarray, share: float) -> tuple[list[int], lis
 def train_classifier(data_root: str | os.PathLike, out_dir: str | os.PathLike,
                      options: ClassifierOptions = ClassifierOptions(), progress: bool = True) -> dict:
     from harness.data.sources import dataset_fingerprint, load_index
-    from harness.eval.inputs import RealSplitInput
+    from harness.eval.inputs import load_real_tensor, random_crop_flip
     from harness.runner.seeding import seed_all
 
     seed_all(options.seed)
@@ -146,9 +146,7 @@ def train_classifier(data_root: str | os.PathLike, out_dir: str | os.PathLike,
     labels = torch.tensor([classes.index(int(c)) for c in index.class_ids])
     size = options.image_size
     load = int(size * 76 / 64)
-    real = RealSplitInput(data_root, options.split, load)
-    images = torch.stack([real[i] for i in tqdm(range(len(real)), desc="loading images",
-                                                  disable=not progress, leave=False)])
+    images = load_real_tensor(data_root, options.split, load, progress)
     train_ids, held_ids = _split_held_out(index.class_ids, options.held_out)
     model = build(options, len(classes), with_init=True)
     opt = torch.optim.Adam(model.parameters(), lr=options.lr)
@@ -158,12 +156,7 @@ def train_classifier(data_root: str | os.PathLike, out_dir: str | os.PathLike,
                   disable=not progress):
         model.train()
         pick = train_t[torch.randint(0, len(train_t), (options.batch_size,), generator=gen)]
-        batch = images[pick]
-        top = int(torch.randint(0, load - size + 1, (1,), generator=gen))
-        left = int(torch.randint(0, load - size + 1, (1,), generator=gen))
-        x = prepare(batch[:, :, top:top + size, left:left + size], size)
-        if bool(torch.rand((), generator=gen) < 0.5):
-            x = x.flip(-1)
+        x = prepare(random_crop_flip(images[pick], size, gen), size)
         loss = F.cross_entropy(model.forward_features(x)[1], labels[pick])
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -70,3 +70,21 @@ class RealSplitInput(Dataset):
         if self.use_bbox and self.index.bboxes is not None:
             img = img.crop(bbox_crop_box(self.index.bboxes[i], *img.size))
         return _to_uint8_chw(img.resize((self.size, self.size), Image.BICUBIC))
+
+
+def load_real_tensor(root: str | Path, split: str, size: int, progress: bool = True) -> torch.Tensor:
+    """All real images of a split, box-cropped and resized, as one N×3×size×size uint8 tensor."""
+    from tqdm import tqdm
+
+    real = RealSplitInput(root, split, size)
+    return torch.stack([real[i] for i in tqdm(range(len(real)), desc=f"loading {split} images",
+                                              disable=not progress, leave=False)])
+
+
+def random_crop_flip(images_u8: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """One random size×size crop position and one flip decision for the whole batch."""
+    load = images_u8.shape[-1]
+    top = int(torch.randint(0, load - size + 1, (1,), generator=gen))
+    left = int(torch.randint(0, load - size + 1, (1,), generator=gen))
+    out = images_u8[:, :, top:top + size, left:left + size]
+    return out.flip(-1) if bool(torch.rand((), generator=gen) < 0.5) else out
