@@ -46,7 +46,7 @@ class StepOutputs:
     kl_module: nn.Module
 
 
-def _grad_norm(params) -> float:
+def grad_norm(params) -> float:
     norms = [p.grad.detach().norm() for p in params if p.grad is not None]
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
@@ -199,7 +199,7 @@ class StackGANModel:
             stats["d_fake"] += torch.sigmoid(fake_c.float()).mean().item() / n_micro
         if self.grad_sync is not None:
             self.grad_sync(self.netD)
-        stats["grad_norm_d"] = _grad_norm(self.netD.parameters())
+        stats["grad_norm_d"] = grad_norm(self.netD.parameters())
         self.optD.step()
 
         self.optG.zero_grad(set_to_none=True)
@@ -214,7 +214,7 @@ class StackGANModel:
             stats["kl"] += kl.detach().item() / n_micro
         if self.grad_sync is not None:
             self.grad_sync(self.netG)
-        stats["grad_norm_g"] = _grad_norm(p for p in self.netG.parameters() if p.requires_grad)
+        stats["grad_norm_g"] = grad_norm(p for p in self.netG.parameters() if p.requires_grad)
         self.optG.step()
         stats["lr_g"] = self.optG.param_groups[0]["lr"]
         stats["lr_d"] = self.optD.param_groups[0]["lr"]

@@ -71,7 +71,7 @@ class Stage1Generator(nn.Module):
 
 
 # ----------------------------------------------------------------------------- D helpers
-def _pytorch_image_encoder(size: int, df: int) -> nn.Sequential:
+def pytorch_image_encoder(size: int, df: int) -> nn.Sequential:
     """DCGAN stride-2 convs to 4×4 (df·2^k channels), then 3×3 convs back down to 8·df."""
     n = _steps(size)
     layers: list[nn.Module] = [down4x4(3, df), lrelu()]
@@ -85,7 +85,7 @@ def _pytorch_image_encoder(size: int, df: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _paper_image_encoder(size: int, df: int) -> BottleneckResidual:
+def paper_image_encoder(size: int, df: int) -> BottleneckResidual:
     """TF: stride-2 convs to 4×4, 1×1 convs down to 8·df (the last one BN without activation),
     plus a 1×1-3×3-3×3 residual branch, then LeakyReLU."""
     n = _steps(size)
@@ -130,11 +130,11 @@ class Discriminator(nn.Module):
         self.cfg = cfg
         df = cfg.df_dim
         if cfg.variant == "pytorch":
-            self.encode = _pytorch_image_encoder(size, df)
+            self.encode = pytorch_image_encoder(size, df)
             self.text = None
             self.cond_logits = ConditionalLogits(df, cfg.ca_dim, kernel=3)
         else:
-            self.encode = _paper_image_encoder(size, df)
+            self.encode = paper_image_encoder(size, df)
             self.text = nn.Sequential(nn.Linear(cfg.text_dim, cfg.ca_dim), nn.LeakyReLU(0.2))
             self.cond_logits = ConditionalLogits(df, cfg.ca_dim, kernel=1)
         self.uncond_logits = nn.Conv2d(df * 8, 1, 4, 4) if unconditional_head else None
