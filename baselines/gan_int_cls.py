@@ -122,6 +122,10 @@ class GanIntClsModel:
                                                       optim.lr_decay_factor)
         self.schedD = torch.optim.lr_scheduler.StepLR(self.optD, optim.lr_decay_epochs,
                                                       optim.lr_decay_factor)
+        self.stage1 = None  # one stage: the sampler writes no Stage-I images
+        # Set by a data-parallel runner (see StackGANModel).
+        self.grad_sync = None
+        self.micro_offset = 0
 
     def networks(self) -> dict[str, nn.Module]:
         return {"netG": self.netG, "netD": self.netD}
@@ -138,7 +142,7 @@ class GanIntClsModel:
         size = self.cfg.image_size
         real = batch["images"][size].to(self.device)
         emb = batch["embedding"].to(self.device)
-        torch.manual_seed(step_seed(self.seed, step, 0))
+        torch.manual_seed(step_seed(self.seed, step, self.micro_offset))
         b = emb.shape[0]
         fake = self.netG(emb, torch.randn(b, self.cfg.z_dim, device=self.device))
 
@@ -150,6 +154,8 @@ class GanIntClsModel:
             wrong_logits = self.netD(batch["wrong_images"][size].to(self.device), emb)
         loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits)
         loss_d.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(self.netD)
         grad_d = grad_norm(self.netD.parameters())
         self.optD.step()
 
@@ -161,6 +167,8 @@ class GanIntClsModel:
             g_logits = torch.cat([g_logits, self.netD(extra_fake, extra)])
         loss_g = bce_real(g_logits)
         loss_g.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(self.netG)
         grad_g = grad_norm(self.netG.parameters())
         self.optG.step()
         stats = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "kl": 0.0,
@@ -176,6 +184,9 @@ class GanIntClsModel:
     def end_epoch(self) -> None:
         self.schedG.step()
         self.schedD.step()
+
+    def sample_noise(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"z": torch.randn(batch, self.cfg.z_dim, generator=generator)}
 
     @torch.no_grad()
     def generate(self, embedding: torch.Tensor, noise: torch.Tensor, *unused) -> dict[str, torch.Tensor]:

@@ -79,3 +79,39 @@ def test_int_adds_half_a_batch_of_interpolated_conditions(monkeypatch):
     monkeypatch.setattr(model.netG, "forward", spy)
     model.train_step(_batch(6), 0)
     assert seen == [6, 3]
+
+
+def test_baseline_runs_through_the_same_trainer_sampler_and_resume(smoke_data, tmp_path):
+    import json
+
+    from conftest import smoke_config
+
+    from harness.runner.checkpoint import load_checkpoint
+    from harness.runner.sample import sample_run
+    from harness.runner.trainer import train
+
+    straight = smoke_config(smoke_data, tmp_path, "train.max_steps=6", "name=straight",
+                            preset="smoke_gan_int_cls")
+    train(straight, progress=False)
+    train(smoke_config(smoke_data, tmp_path, "train.max_steps=3", "name=resumed",
+                       preset="smoke_gan_int_cls"), progress=False)
+    train(smoke_config(smoke_data, tmp_path, "train.max_steps=6", "name=resumed",
+                       preset="smoke_gan_int_cls"), resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "final.pt")["model"]["netG"]
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "final.pt")["model"]["netG"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    prov = json.loads((tmp_path / "straight" / "provenance.json").read_text())
+    assert prov["family"] == "gan_int_cls" and prov["variant"] == "gan_int_cls"
+    out = sample_run(tmp_path / "straight", tmp_path / "s", split="test", limit=2,
+                     captions_per_image=1, per_caption=2, progress=False)
+    assert out["num_images"] == 4 and out["image_size"] == 64
+
+
+def test_baseline_config_is_validated():
+    from harness.config.load import load_config
+    from harness.errors import UserError
+
+    with pytest.raises(UserError, match="baseline.variant 'gan_xyz'"):
+        load_config("smoke_gan_int_cls", ["baseline.variant=gan_xyz"])
+    with pytest.raises(UserError, match="no micro-batches"):
+        load_config("smoke_gan_int_cls", ["optim.grad_accumulation=2"])

@@ -104,10 +104,23 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...
     except OmegaConfBaseException as exc:
         raise _explain(exc, source) from exc
     cfg: RunConfig = OmegaConf.to_object(conf)  # type: ignore[assignment]
-    errors = cfg.model.validate()
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    from harness.config.schema import FAMILIES
+
+    if cfg.family not in FAMILIES:
+        raise UserError(f"family: {cfg.family!r} is not one of {FAMILIES}")
+    if cfg.family == "stackgan":
+        errors = cfg.model.validate()
+    else:
+        errors = [f"baseline.{e}" for e in cfg.baseline.validate()]
+        if cfg.optim.grad_accumulation != 1:
+            errors.append("optim.grad_accumulation: the GAN-INT-CLS step has no micro-batches")
     if errors:
         raise UserError("; ".join(errors))
-    return cfg
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from baselines.gan_int_cls import GanIntClsConfig
 from stackgan.config import ModelConfig, OptimConfig
 
 
@@ -55,11 +56,16 @@ class TrackingConfig:
     parent_run_id: str | None = None  # set by `sweep`: nests this run under the sweep's run
 
 
+FAMILIES = ("stackgan", "gan_int_cls")
+
+
 @dataclass
 class RunConfig:
     name: str = "run"
     runs_dir: str = "runs"
+    family: str = "stackgan"  # stackgan (the model section) | gan_int_cls (the baseline section)
     model: ModelConfig = field(default_factory=ModelConfig)
+    baseline: GanIntClsConfig = field(default_factory=GanIntClsConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

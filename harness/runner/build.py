@@ -19,8 +19,16 @@ from stackgan.networks import Stage1Generator
 _STAGE1_KEYS = ("variant", "z_dim", "text_dim", "ca_dim", "gf_dim", "stage1_size", "use_ca")
 
 
+def image_size(cfg: RunConfig) -> int:
+    return cfg.model.output_size if cfg.family == "stackgan" else cfg.baseline.image_size
+
+
+def z_dim(cfg: RunConfig) -> int:
+    return cfg.model.z_dim if cfg.family == "stackgan" else cfg.baseline.z_dim
+
+
 def data_options(cfg: RunConfig, split: str = "train", augment: bool = True) -> DataOptions:
-    sizes = (cfg.model.output_size,)
+    sizes = (image_size(cfg),)
     return DataOptions(
         root=cfg.data.root, split=split, layout=cfg.data.layout, image_sizes=sizes,
         preprocessing=cfg.data.preprocessing, text_strategy=cfg.data.text_strategy,
@@ -66,7 +74,11 @@ def load_stage1_generator(cfg: RunConfig) -> tuple[Stage1Generator, Path]:
     return gen, ckpt_path
 
 
-def build_model(cfg: RunConfig, device: torch.device) -> StackGANModel:
+def build_model(cfg: RunConfig, device: torch.device):
+    if cfg.family == "gan_int_cls":
+        from baselines.gan_int_cls import GanIntClsModel
+
+        return GanIntClsModel(cfg.baseline, cfg.optim, seed=cfg.train.seed, device=device)
     stage1 = load_stage1_generator(cfg)[0] if cfg.model.stage == 2 else None
     return StackGANModel(cfg.model, cfg.optim, seed=cfg.train.seed, device=device,
                          stage1_generator=stage1,
@@ -76,7 +88,7 @@ def build_model(cfg: RunConfig, device: torch.device) -> StackGANModel:
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
-             checkpoint: str | Path | None = None) -> tuple[RunConfig, StackGANModel, dict]:
+             checkpoint: str | Path | None = None) -> tuple[RunConfig, object, dict]:
     """A trained run's config and model (weights from its final or latest checkpoint)."""
     run_dir = Path(run_dir)
     cfg = from_yaml_file(run_dir / "config.yaml")

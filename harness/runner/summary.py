@@ -11,15 +11,22 @@ from stackgan.networks import Stage1Generator
 
 
 def synthetic_batch(cfg: RunConfig, batch_size: int | None = None) -> dict:
+    from harness.runner.build import image_size
+
     b = batch_size or cfg.data.batch_size
-    size = cfg.model.output_size
+    size = image_size(cfg)
+    text_dim = cfg.model.text_dim if cfg.family == "stackgan" else cfg.baseline.text_dim
     gen = torch.Generator().manual_seed(0)
     return {"images": {size: torch.rand(b, 3, size, size, generator=gen) * 2 - 1},
             "wrong_images": {size: torch.rand(b, 3, size, size, generator=gen) * 2 - 1},
-            "embedding": torch.randn(b, cfg.model.text_dim, generator=gen)}
+            "embedding": torch.randn(b, text_dim, generator=gen)}
 
 
-def model_for_summary(cfg: RunConfig) -> StackGANModel:
+def model_for_summary(cfg: RunConfig):
+    if cfg.family == "gan_int_cls":
+        from harness.runner.build import build_model
+
+        return build_model(cfg, torch.device("cpu"))
     stage1 = None
     if cfg.model.stage == 2:  # a fresh Stage-I of the right sizes: counts do not need weights
         from dataclasses import replace
@@ -44,11 +51,16 @@ def train_step_flops(model: StackGANModel, batch: dict) -> int:
 def summarize(cfg: RunConfig, with_flops: bool = True) -> dict:
     model = model_for_summary(cfg)
     nets = {"generator": count(model.netG), "discriminator": count(model.netD)}
-    if model.stage1 is not None:
+    if getattr(model, "stage1", None) is not None:
         nets["stage1_generator (frozen)"] = count(model.stage1)
         nets["generator"]["with_frozen_stage1"] = nets["generator"]["total"] + count(model.stage1)["total"]
-    out = {"config": cfg.name, "variant": cfg.model.variant, "stage": cfg.model.stage,
-           "output_size": cfg.model.output_size, "batch_size": cfg.data.batch_size,
+    from harness.runner.build import image_size
+
+    stackgan = cfg.family == "stackgan"
+    out = {"config": cfg.name, "family": cfg.family,
+           "variant": cfg.model.variant if stackgan else cfg.baseline.variant,
+           "stage": cfg.model.stage if stackgan else 1,
+           "output_size": image_size(cfg), "batch_size": cfg.data.batch_size,
            "networks": nets}
     if with_flops:
         out["train_step_flops"] = train_step_flops(model, synthetic_batch(cfg))

@@ -26,7 +26,7 @@ from harness.data.check import check_dataset
 from harness.data.sources import dataset_fingerprint
 from harness.errors import UserError
 from harness.runner import distributed as ddp
-from harness.runner.build import build_dataset, build_model, load_stage1_generator
+from harness.runner.build import build_dataset, build_model, load_stage1_generator, z_dim
 from harness.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
 from harness.runner.sampler import ResumableBatchSampler
 from harness.runner.seeding import (
@@ -176,12 +176,15 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                       run_dir, cfg.name, parent_run_id=cfg.tracking.parent_run_id,
                       enabled=cfg.tracking.enabled and main)
     if resumed is None and main:
-        tags = {"seed": cfg.train.seed, "variant": cfg.model.variant, "stage": cfg.model.stage,
+        stackgan = cfg.family == "stackgan"
+        tags = {"seed": cfg.train.seed, "family": cfg.family,
+                "variant": cfg.model.variant if stackgan else cfg.baseline.variant,
+                "stage": cfg.model.stage if stackgan else 1,
                 "world_size": ctx.world_size,
                 "data_fingerprint": fingerprint, "deterministic": cfg.train.deterministic,
                 "device": str(device), **code_version(),
                 **{f"lib.{k}": v for k, v in library_versions().items()}}
-        if cfg.model.stage == 2:
+        if stackgan and cfg.model.stage == 2:
             tags["stage1_checkpoint"] = str(load_stage1_generator(cfg)[1])
         tracker.log_params(flatten(to_dict(cfg)))
         tracker.set_tags(tags)
@@ -198,7 +201,7 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     if cfg.train.max_steps is not None:
         total = min(total, cfg.train.max_steps)
     sample_emb, sample_noise = _fixed_sample_inputs(dataset, cfg.train.sample_captions,
-                                                    cfg.model.z_dim, cfg.train.seed)
+                                                    z_dim(cfg), cfg.train.seed)
     metrics_log = run_dir / "metrics.jsonl"
     if resumed is not None and main and metrics_log.exists():
         # Steps after the checkpoint are redone: drop what a killed run logged for them.
