@@ -16,12 +16,13 @@ import torch
 from torch import nn
 
 
-def truncated_normal(shape, device=None, dtype=None, bound: float = 2.0) -> torch.Tensor:
+def truncated_normal(shape, device=None, dtype=None, bound: float = 2.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Standard normal samples redrawn until |x| <= bound, as tf.truncated_normal."""
-    x = torch.randn(shape, device=device, dtype=dtype)
+    x = torch.randn(shape, device=device, dtype=dtype, generator=generator)
     outside = x.abs() > bound
     while bool(outside.any()):
-        x[outside] = torch.randn(int(outside.sum()), device=device, dtype=dtype)
+        x[outside] = torch.randn(int(outside.sum()), device=device, dtype=dtype, generator=generator)
         outside = x.abs() > bound
     return x
 
@@ -35,12 +36,9 @@ class ConditioningAugmentation(nn.Module):
 
     def sample_eps(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """The noise CA would draw for ``batch`` rows (truncated normal for the paper variant)."""
-        eps = torch.randn(batch, self.ca_dim, generator=generator)
         if self.variant == "paper":
-            while bool((eps.abs() > 2).any()):
-                bad = eps.abs() > 2
-                eps[bad] = torch.randn(int(bad.sum()), generator=generator)
-        return eps
+            return truncated_normal((batch, self.ca_dim), generator=generator)
+        return torch.randn(batch, self.ca_dim, generator=generator)
 
     def forward(self, embedding: torch.Tensor, eps: torch.Tensor | None = None):
         """Returns (c, mu, log_scale); log_scale is log sigma (paper) or logvar (pytorch).

@@ -271,7 +271,7 @@ def test_classifier_learns_and_eval_cli_reports_values_with_settings(tmp_path, c
     # Real test images as the "generated" folder: the ceiling a table shows beside the models.
     from PIL import Image
 
-    from harness.eval.inputs import RealSplitInput
+    from harness.data.real_images import RealSplitInput
 
     fake = tmp_path / "fake"
     fake.mkdir()

@@ -72,16 +72,18 @@ def test_encoder_beats_chance_by_a_wide_margin(trained):
 @pytest.mark.integration
 def test_untrained_encoder_is_near_chance(trained):
     """The same evaluation with random weights: shows the margin comes from training."""
+    from harness.data.real_images import load_real_tensor
     from harness.data.sources import load_index
+    from harness.data.transforms import load_size
     from harness.text.models import build_image_encoder
-    from harness.text.train import evaluate, load_image_tensor
+    from harness.text.train import evaluate
 
     root, _, _ = trained
     cfg = PRESETS["small"]
     torch.manual_seed(0)
     index = load_index(root, "test")
     m = evaluate(CharCNNRNN(cfg), build_image_encoder(cfg), cfg, index,
-                 load_image_tensor(index, cfg.image_size, "test"))
+                 load_real_tensor(root, "test", load_size(cfg.image_size), progress=False))
     assert m["caption_to_image_top1"] < 2.5 * m["chance"]
 
 
@@ -168,8 +170,8 @@ def test_sample_from_free_text_uses_the_runs_encoder(trained, tmp_path):
 def test_r_precision_real_images_beat_chance_and_eval_run_logs_to_mlflow(trained, tmp_path):
     from harness.cli.main import main
     from harness.config.load import load_config
+    from harness.data.real_images import RealSplitInput
     from harness.data.sources import load_index
-    from harness.eval.inputs import RealSplitInput
     from harness.eval.rprecision import r_precision
     from harness.runner.trainer import train
 

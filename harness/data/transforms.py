@@ -75,12 +75,6 @@ def crop_resized(resized: dict[int, np.ndarray], augment: bool,
     return {s: _crop_and_flip(to_tensor(arr), s, augment, gen) for s, arr in resized.items()}
 
 
-def preprocess(img: Image.Image, sizes: tuple[int, ...], variant: str, augment: bool,
-               gen: torch.Generator | None = None) -> dict[int, torch.Tensor]:
-    """The already box-cropped ``img`` at each of ``sizes``."""
-    return crop_resized(resize_for_sizes(img, sizes, variant), augment, gen)
-
-
 def preprocess_preresized(arrays: dict[int, np.ndarray], sizes: tuple[int, ...], augment: bool,
                           gen: torch.Generator | None = None) -> dict[int, torch.Tensor]:
     """From the released 76/304 pre-resized arrays (already cropped and resized)."""

@@ -100,8 +100,9 @@ def _labels(table: AttributeTable, keys: list[str]) -> torch.Tensor:
 
 def train_attribute_classifier(data_root, out_dir, options: AttributeOptions = AttributeOptions(),
                                progress: bool = True) -> dict:
+    from harness.data.real_images import load_real_tensor
     from harness.data.sources import load_index
-    from harness.eval.inputs import load_real_tensor, random_crop_flip
+    from harness.eval.inputs import random_crop_flip
     from harness.runner.seeding import seed_all
 
     seed_all(options.seed)

@@ -136,8 +136,9 @@ def _split_held_out(class_ids: np.ndarray, share: float) -> tuple[list[int], lis
 
 def train_classifier(data_root: str | os.PathLike, out_dir: str | os.PathLike,
                      options: ClassifierOptions = ClassifierOptions(), progress: bool = True) -> dict:
+    from harness.data.real_images import load_real_tensor
     from harness.data.sources import dataset_fingerprint, load_index
-    from harness.eval.inputs import load_real_tensor, random_crop_flip
+    from harness.eval.inputs import random_crop_flip
     from harness.runner.seeding import seed_all
 
     seed_all(options.seed)

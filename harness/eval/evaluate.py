@@ -10,12 +10,13 @@ from pathlib import Path
 import torch
 
 from harness.data.fingerprint import sha256_file
+from harness.data.real_images import RealSplitInput
 from harness.data.sources import dataset_fingerprint, load_index
 from harness.errors import UserError
 from harness.eval.engine import METRICS as FIDELITY_METRICS
 from harness.eval.engine import EvalSettings, evaluate_sets
 from harness.eval.inception_weights import resolve_inception_weights
-from harness.eval.inputs import ImageFolderInput, RealSplitInput
+from harness.eval.inputs import ImageFolderInput
 
 ALL_METRICS = (*FIDELITY_METRICS, "rprec", "attr")
 

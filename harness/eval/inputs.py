@@ -2,8 +2,7 @@
 
 - ``ImageFolderInput``: a ``sample`` output folder (files listed in ``manifest.jsonl``, in that
   order) or any folder of images (sorted paths);
-- ``RealSplitInput``: the real images of a dataset split, box-cropped like training images and
-  resized (bicubic) to a square size — the ceiling every table reports beside the models.
+(Real dataset images come from ``harness.data.real_images``.)
 """
 
 from __future__ import annotations
@@ -16,9 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from harness.data.crop import bbox_crop_box
 from harness.data.dataset import load_image
-from harness.data.sources import load_index
 from harness.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -53,32 +50,6 @@ class ImageFolderInput(Dataset):
         if self.size is not None and img.size != (self.size, self.size):
             img = img.resize((self.size, self.size), Image.BICUBIC)
         return _to_uint8_chw(img)
-
-
-class RealSplitInput(Dataset):
-    def __init__(self, root: str | Path, split: str, size: int, use_bbox: bool = True,
-                 limit: int | None = None):
-        self.index = load_index(root, split)
-        self.size, self.use_bbox = size, use_bbox
-        self.n = len(self.index) if limit is None else min(limit, len(self.index))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        img = load_image(self.index.image_paths[i])
-        if self.use_bbox and self.index.bboxes is not None:
-            img = img.crop(bbox_crop_box(self.index.bboxes[i], *img.size))
-        return _to_uint8_chw(img.resize((self.size, self.size), Image.BICUBIC))
-
-
-def load_real_tensor(root: str | Path, split: str, size: int, progress: bool = True) -> torch.Tensor:
-    """All real images of a split, box-cropped and resized, as one N×3×size×size uint8 tensor."""
-    from tqdm import tqdm
-
-    real = RealSplitInput(root, split, size)
-    return torch.stack([real[i] for i in tqdm(range(len(real)), desc=f"loading {split} images",
-                                              disable=not progress, leave=False)])
 
 
 def random_crop_flip(images_u8: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:

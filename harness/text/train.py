@@ -20,12 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from harness.atomic import write_text_atomic
-from harness.data.crop import bbox_crop_box
-from harness.data.dataset import load_image
+from harness.data.real_images import load_real_tensor
 from harness.data.sources import DatasetIndex, dataset_fingerprint, load_index
 from harness.data.transforms import load_size
 from harness.errors import UserError
@@ -56,35 +54,8 @@ class TextTrainOptions:
 DEFAULT_STEPS = {"small": 3000, "paper": 60000}
 
 
-class _ImageArrayDataset(Dataset):
-    """Box-cropped images resized to a square of ``load`` pixels, as uint8 HWC arrays."""
-
-    def __init__(self, index: DatasetIndex, load: int):
-        self.index, self.load = index, load
-
-    def __len__(self):
-        return len(self.index)
-
-    def __getitem__(self, i):
-        from PIL import Image
-
-        img = load_image(self.index.image_paths[i])
-        if self.index.bboxes is not None:
-            img = img.crop(bbox_crop_box(self.index.bboxes[i], *img.size))
-        return torch.from_numpy(np.array(img.resize((self.load, self.load), Image.BICUBIC)))
-
-
-def load_image_tensor(index: DatasetIndex, size: int, desc: str, workers: int = 2) -> torch.Tensor:
-    """All images of a split as one (N, load, load, 3) uint8 tensor."""
-    loader = DataLoader(_ImageArrayDataset(index, load_size(size)), batch_size=64,
-                        num_workers=min(workers, os.cpu_count() or 1))
-    parts = [b for b in tqdm(loader, desc=desc, unit="batch", leave=False)]
-    return torch.cat(parts) if parts else torch.empty(0, load_size(size), load_size(size), 3,
-                                                      dtype=torch.uint8)
-
-
 def _to_float(images_u8: torch.Tensor) -> torch.Tensor:
-    return images_u8.permute(0, 3, 1, 2).float().div(127.5).sub(1)
+    return images_u8.float().div(127.5).sub(1)
 
 
 def _augment(batch_u8: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
@@ -179,8 +150,8 @@ def train_text_encoder(data_root: str | os.PathLike, out_dir: str | os.PathLike,
 
     seed_everything(options.seed)
     train_idx, test_idx = load_index(data_root, "train"), load_index(data_root, "test")
-    train_imgs = load_image_tensor(train_idx, cfg.image_size, "loading train images")
-    test_imgs = load_image_tensor(test_idx, cfg.image_size, "loading test images")
+    train_imgs = load_real_tensor(data_root, "train", load_size(cfg.image_size), progress)
+    test_imgs = load_real_tensor(data_root, "test", load_size(cfg.image_size), progress)
 
     text_model, image_model = CharCNNRNN(cfg), build_image_encoder(cfg)
     params = list(text_model.parameters()) + list(image_model.parameters())
