@@ -8,8 +8,8 @@ FC -> BN1d -> LeakyReLU, tiled 4×4, 1×1 joint conv, 4×4 conv to one logit.
   without it D = BCE(real, 1) + BCE(fake, 0).
 - INT: G's batch gains B/2 extra conditions β·t_i + (1 − β)·t_{i−1} (β = 0.5), labelled real for
   G only.
-The model object has StackGAN's interface (train_step / end_epoch / state_dict / generate), so the
-same trainer, sampler and evaluation serve it.
+The model object has StackGAN's interface (``baselines.common.OneStageModel``), so the same
+trainer, sampler and evaluation serve it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from baselines.common import OneStageModel
 from stackgan.config import OptimConfig
 from stackgan.layers import BottleneckResidual, init_weights
 from stackgan.losses import bce_fake, bce_real
@@ -106,37 +107,15 @@ def discriminator_loss(real, fake, wrong=None) -> torch.Tensor:
     return bce_real(real) + 0.5 * (bce_fake(wrong) + bce_fake(fake))
 
 
-class GanIntClsModel:
+class GanIntClsModel(OneStageModel):
     def __init__(self, cfg: GanIntClsConfig, optim: OptimConfig | None = None, seed: int = 0,
                  device: str | torch.device = "cpu"):
         errors = cfg.validate()
         if errors:
             raise ValueError("; ".join(errors))
-        optim = optim or OptimConfig(lr_decay_epochs=100)
-        self.cfg, self.seed, self.device = cfg, seed, torch.device(device)
-        self.netG, self.netD = Generator(cfg).to(self.device), Discriminator(cfg).to(self.device)
-        betas = (optim.beta1, optim.beta2)
-        self.optG = torch.optim.Adam(self.netG.parameters(), lr=optim.lr_g, betas=betas)
-        self.optD = torch.optim.Adam(self.netD.parameters(), lr=optim.lr_d, betas=betas)
-        self.schedG = torch.optim.lr_scheduler.StepLR(self.optG, optim.lr_decay_epochs,
-                                                      optim.lr_decay_factor)
-        self.schedD = torch.optim.lr_scheduler.StepLR(self.optD, optim.lr_decay_epochs,
-                                                      optim.lr_decay_factor)
-        self.stage1 = None  # one stage: the sampler writes no Stage-I images
-        # Set by a data-parallel runner (see StackGANModel).
-        self.grad_sync = None
-        self.micro_offset = 0
-
-    def networks(self) -> dict[str, nn.Module]:
-        return {"netG": self.netG, "netD": self.netD}
-
-    def train(self) -> None:
-        self.netG.train()
-        self.netD.train()
-
-    def eval(self) -> None:
-        self.netG.eval()
-        self.netD.eval()
+        self.cfg = cfg
+        super().__init__(Generator(cfg), Discriminator(cfg), cfg.z_dim,
+                         optim or OptimConfig(lr_decay_epochs=100), seed, device)
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         size = self.cfg.image_size
@@ -154,8 +133,7 @@ class GanIntClsModel:
             wrong_logits = self.netD(batch["wrong_images"][size].to(self.device), emb)
         loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits)
         loss_d.backward()
-        if self.grad_sync is not None:
-            self.grad_sync(self.netD)
+        self.sync_gradients(self.netD)
         grad_d = grad_norm(self.netD.parameters())
         self.optD.step()
 
@@ -167,8 +145,7 @@ class GanIntClsModel:
             g_logits = torch.cat([g_logits, self.netD(extra_fake, extra)])
         loss_g = bce_real(g_logits)
         loss_g.backward()
-        if self.grad_sync is not None:
-            self.grad_sync(self.netG)
+        self.sync_gradients(self.netG)
         grad_g = grad_norm(self.netG.parameters())
         self.optG.step()
         stats = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "kl": 0.0,
@@ -176,29 +153,14 @@ class GanIntClsModel:
                  "d_fake": torch.sigmoid(fake_logits).mean().item(),
                  "d_wrong": torch.sigmoid(wrong_logits).mean().item() if wrong_logits is not None
                  else float("nan"), "grad_norm_d": grad_d, "grad_norm_g": grad_g,
-                 "lr_g": self.optG.param_groups[0]["lr"], "lr_d": self.optD.param_groups[0]["lr"]}
+                 **self.learning_rates()}
         if wrong_logits is None:
             del stats["d_wrong"]
         return stats
 
-    def end_epoch(self) -> None:
-        self.schedG.step()
-        self.schedD.step()
-
-    def sample_noise(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"z": torch.randn(batch, self.cfg.z_dim, generator=generator)}
-
     @torch.no_grad()
     def generate(self, embedding: torch.Tensor, noise: torch.Tensor, *unused) -> dict[str, torch.Tensor]:
         return {"stage1": self.netG(embedding.to(self.device), noise.to(self.device))}
-
-    def state_dict(self) -> dict:
-        return {k: getattr(self, k).state_dict() for k in
-                ("netG", "netD", "optG", "optD", "schedG", "schedD")}
-
-    def load_state_dict(self, state: dict) -> None:
-        for k, v in state.items():
-            getattr(self, k).load_state_dict(v)
 
 
 __all__ = ["GanIntClsConfig", "GanIntClsModel", "Generator", "Discriminator",

@@ -52,6 +52,8 @@ def grad_norm(params) -> float:
 
 
 class StackGANModel:
+    needs_boxes = False  # conditioned on text alone (GAWWN also takes bounding boxes)
+
     def __init__(self, cfg: ModelConfig, optim: OptimConfig | None = None, seed: int = 0,
                  device: str | torch.device = "cpu", stage1_generator: Stage1Generator | None = None,
                  wrong_in_batch: bool | None = None, autocast_bf16: bool = False,

@@ -116,9 +116,10 @@ def validate(cfg: RunConfig) -> None:
     if cfg.family == "stackgan":
         errors = cfg.model.validate()
     else:
-        errors = [f"baseline.{e}" for e in cfg.baseline.validate()]
+        errors = (cfg.gawwn.validate() if cfg.family == "gawwn"
+                  else [f"baseline.{e}" for e in cfg.baseline.validate()])
         if cfg.optim.grad_accumulation != 1:
-            errors.append("optim.grad_accumulation: the GAN-INT-CLS step has no micro-batches")
+            errors.append(f"optim.grad_accumulation: the {cfg.family} step has no micro-batches")
     if errors:
         raise UserError("; ".join(errors))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from baselines.gan_int_cls import GanIntClsConfig
+from baselines.gawwn import GawwnConfig
 from stackgan.config import ModelConfig, OptimConfig
 
 
@@ -56,16 +57,19 @@ class TrackingConfig:
     parent_run_id: str | None = None  # set by `sweep`: nests this run under the sweep's run
 
 
-FAMILIES = ("stackgan", "gan_int_cls")
+FAMILIES = ("stackgan", "gan_int_cls", "gawwn")
 
 
 @dataclass
 class RunConfig:
     name: str = "run"
     runs_dir: str = "runs"
-    family: str = "stackgan"  # stackgan (the model section) | gan_int_cls (the baseline section)
+    # Which section describes the networks: stackgan -> model, gan_int_cls -> baseline,
+    # gawwn -> gawwn.
+    family: str = "stackgan"
     model: ModelConfig = field(default_factory=ModelConfig)
     baseline: GanIntClsConfig = field(default_factory=GanIntClsConfig)
+    gawwn: GawwnConfig = field(default_factory=GawwnConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from harness.data.crop import bbox_crop_box
 from harness.data.sources import EMBEDDINGS_FILE, DatasetIndex, load_index
 from harness.data.transforms import (
+    box_after_crop,
     crop_resized,
     load_size,
     preprocess_preresized,
@@ -45,6 +46,9 @@ class DataOptions:
     # Keep each image's decoded, cropped and resized arrays in memory after first use: exact
     # (only the random crop/flip follows), and it removes JPEG decoding from every later epoch.
     cache_images: bool = False
+    # Also return each image's bounding box as fractions (x0, y0, x1, y1) of the final crop,
+    # following its random crop and flip (GAWWN is conditioned on it).
+    with_boxes: bool = False
 
     def validate(self) -> None:
         if self.text_strategy not in TEXT_STRATEGIES:
@@ -89,8 +93,14 @@ class TextImageDataset(Dataset):
             elif options.preresized == "require":
                 raise UserError(f"{self.index.split_dir}: pre-resized pickles for sizes "
                                 f"{sorted(wanted)} are required but missing")
+        if options.with_boxes:
+            if self.index.bboxes is None:
+                raise UserError(f"{options.root}: has no bounding boxes, which this model is "
+                                "conditioned on (CUB and synthbirds have them)")
+            # The released pre-resized arrays do not record the source size a box needs.
+            self.preresized = None
         self.class_ids = self.index.class_ids
-        self._cache: dict[int, dict[int, np.ndarray]] = {}
+        self._cache: dict[int, tuple[dict[int, np.ndarray], tuple | None]] = {}
         if options.wrong_strategy == "other_class" and len(np.unique(self.class_ids)) < 2:
             raise UserError(f"{options.root}: the 'other_class' wrong-image strategy needs at "
                             "least two classes in the split")
@@ -98,20 +108,44 @@ class TextImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def _resized(self, i: int) -> tuple[dict[int, np.ndarray], tuple | None]:
+        cached = self._cache.get(i)
+        if cached is not None:
+            return cached
+        img = load_image(self.index.image_paths[i])
+        region = (0, 0, *img.size)
+        if self.options.use_bbox and self.index.bboxes is not None:
+            region = bbox_crop_box(self.index.bboxes[i], *img.size)
+            img = img.crop(region)
+        box = None
+        if self.options.with_boxes:
+            x, y, w, h = (float(v) for v in self.index.bboxes[i])
+            left, top, right, bottom = region
+            box = ((x - left) / (right - left), (y - top) / (bottom - top),
+                   (x + w - left) / (right - left), (y + h - top) / (bottom - top))
+        result = (resize_for_sizes(img, tuple(self.options.image_sizes), self.options.preprocessing),
+                  box)
+        if self.options.cache_images:
+            self._cache[i] = result
+        return result
+
     def images(self, i: int, gen: torch.Generator | None = None) -> dict[int, torch.Tensor]:
+        return self.images_and_box(i, gen)[0]
+
+    def images_and_box(self, i: int, gen: torch.Generator | None = None
+                       ) -> tuple[dict[int, torch.Tensor], torch.Tensor | None]:
+        """The images at every size and, with ``with_boxes``, the box in the largest one."""
         sizes = tuple(self.options.image_sizes)
         if self.preresized is not None:
             arrays = {k: v[i] for k, v in self.preresized.items()}
-            return preprocess_preresized(arrays, sizes, self.options.augment, gen)
-        resized = self._cache.get(i)
-        if resized is None:
-            img = load_image(self.index.image_paths[i])
-            if self.options.use_bbox and self.index.bboxes is not None:
-                img = img.crop(bbox_crop_box(self.index.bboxes[i], *img.size))
-            resized = resize_for_sizes(img, sizes, self.options.preprocessing)
-            if self.options.cache_images:
-                self._cache[i] = resized
-        return crop_resized(resized, self.options.augment, gen)
+            return preprocess_preresized(arrays, sizes, self.options.augment, gen), None
+        resized, box = self._resized(i)
+        geometry: dict = {}
+        images = crop_resized(resized, self.options.augment, gen, geometry)
+        if box is None:
+            return images, None
+        largest = max(sizes)
+        return images, box_after_crop(box, geometry[largest], largest)
 
     def _embedding(self, i: int, gen) -> tuple[torch.Tensor, list[int]]:
         emb = self.embeddings[i]
@@ -139,7 +173,10 @@ class TextImageDataset(Dataset):
             gen = torch.Generator().manual_seed(sample_seed)
         else:
             i, gen = int(key), None
-        sample = {"index": i, "class_id": int(self.class_ids[i]), "images": self.images(i, gen)}
+        images, box = self.images_and_box(i, gen)
+        sample = {"index": i, "class_id": int(self.class_ids[i]), "images": images}
+        if box is not None:
+            sample["box"] = box
         captions = self.index.captions(i)
         if self.embeddings is not None:
             sample["embedding"], chosen = self._embedding(i, gen)
@@ -149,6 +186,8 @@ class TextImageDataset(Dataset):
         sample["caption"] = captions[chosen[0]] if chosen[0] < len(captions) else ""
         if self.options.wrong_strategy == "other_class":
             j = self._wrong_index(i, gen)
-            sample["wrong_images"] = self.images(j, gen)
+            sample["wrong_images"], wrong_box = self.images_and_box(j, gen)
             sample["wrong_index"] = j
+            if wrong_box is not None:
+                sample["wrong_box"] = wrong_box
         return sample

@@ -30,7 +30,8 @@ def to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
     return t.div_(127.5).sub_(1.0)
 
 
-def _crop_and_flip(t: torch.Tensor, size: int, augment: bool, gen: torch.Generator | None):
+def _crop_and_flip(t: torch.Tensor, size: int, augment: bool, gen: torch.Generator | None,
+                   geometry: dict | None = None):
     _, h, w = t.shape
     if augment:
         top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
@@ -38,9 +39,25 @@ def _crop_and_flip(t: torch.Tensor, size: int, augment: bool, gen: torch.Generat
     else:
         top, left = (h - size) // 2, (w - size) // 2
     t = t[:, top:top + size, left:left + size]
-    if augment and bool(torch.rand((), generator=gen) < 0.5):
+    flipped = augment and bool(torch.rand((), generator=gen) < 0.5)
+    if flipped:
         t = t.flip(-1)
+    if geometry is not None:
+        geometry[size] = {"height": h, "width": w, "top": top, "left": left, "flipped": flipped}
     return t.contiguous()
+
+
+def box_after_crop(box: tuple[float, float, float, float], geometry: dict, size: int) -> torch.Tensor:
+    """A box given as fractions ``(x0, y0, x1, y1)`` of the resized image, in fractions of the
+    ``size`` crop described by ``geometry`` (clipped to the crop; mirrored when flipped)."""
+    x0, y0, x1, y1 = box
+    w, h = geometry["width"], geometry["height"]
+    left, top = geometry["left"], geometry["top"]
+    nx0, nx1 = [min(max((v * w - left) / size, 0.0), 1.0) for v in (x0, x1)]
+    ny0, ny1 = [min(max((v * h - top) / size, 0.0), 1.0) for v in (y0, y1)]
+    if geometry["flipped"]:
+        nx0, nx1 = 1.0 - nx1, 1.0 - nx0
+    return torch.tensor([nx0, ny0, nx1, ny1], dtype=torch.float32)
 
 
 def resize_for_sizes(img: Image.Image, sizes: tuple[int, ...], variant: str) -> dict[int, np.ndarray]:
@@ -70,9 +87,12 @@ def resize_for_sizes(img: Image.Image, sizes: tuple[int, ...], variant: str) -> 
 
 
 def crop_resized(resized: dict[int, np.ndarray], augment: bool,
-                 gen: torch.Generator | None = None) -> dict[int, torch.Tensor]:
-    """The random part: crop (random or centred) and flip each resized array."""
-    return {s: _crop_and_flip(to_tensor(arr), s, augment, gen) for s, arr in resized.items()}
+                 gen: torch.Generator | None = None,
+                 geometry: dict | None = None) -> dict[int, torch.Tensor]:
+    """The random part: crop (random or centred) and flip each resized array. ``geometry``, when
+    given, receives each size's crop offsets and flip (to carry a bounding box along)."""
+    return {s: _crop_and_flip(to_tensor(arr), s, augment, gen, geometry)
+            for s, arr in resized.items()}
 
 
 def preprocess_preresized(arrays: dict[int, np.ndarray], sizes: tuple[int, ...], augment: bool,

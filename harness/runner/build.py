@@ -19,12 +19,17 @@ from stackgan.networks import Stage1Generator
 _STAGE1_KEYS = ("variant", "z_dim", "text_dim", "ca_dim", "gf_dim", "stage1_size", "use_ca")
 
 
+def family_section(cfg: RunConfig):
+    """The config section that describes the networks of the run's model family."""
+    return {"stackgan": cfg.model, "gan_int_cls": cfg.baseline, "gawwn": cfg.gawwn}[cfg.family]
+
+
 def image_size(cfg: RunConfig) -> int:
-    return cfg.model.output_size if cfg.family == "stackgan" else cfg.baseline.image_size
+    return cfg.model.output_size if cfg.family == "stackgan" else family_section(cfg).image_size
 
 
 def z_dim(cfg: RunConfig) -> int:
-    return cfg.model.z_dim if cfg.family == "stackgan" else cfg.baseline.z_dim
+    return family_section(cfg).z_dim
 
 
 def data_options(cfg: RunConfig, split: str = "train", augment: bool = True) -> DataOptions:
@@ -34,7 +39,8 @@ def data_options(cfg: RunConfig, split: str = "train", augment: bool = True) -> 
         preprocessing=cfg.data.preprocessing, text_strategy=cfg.data.text_strategy,
         wrong_strategy=cfg.data.wrong_strategy if augment else "none", augment=augment,
         use_bbox=cfg.data.use_bbox, preresized=cfg.data.preresized,
-        embeddings_file=cfg.data.embeddings_file, cache_images=cfg.data.cache_images)
+        embeddings_file=cfg.data.embeddings_file, cache_images=cfg.data.cache_images,
+        with_boxes=cfg.family == "gawwn")
 
 
 def build_dataset(cfg: RunConfig, split: str = "train", augment: bool = True) -> TextImageDataset:
@@ -79,6 +85,10 @@ def build_model(cfg: RunConfig, device: torch.device):
         from baselines.gan_int_cls import GanIntClsModel
 
         return GanIntClsModel(cfg.baseline, cfg.optim, seed=cfg.train.seed, device=device)
+    if cfg.family == "gawwn":
+        from baselines.gawwn import GawwnModel
+
+        return GawwnModel(cfg.gawwn, cfg.optim, seed=cfg.train.seed, device=device)
     stage1 = load_stage1_generator(cfg)[0] if cfg.model.stage == 2 else None
     return StackGANModel(cfg.model, cfg.optim, seed=cfg.train.seed, device=device,
                          stage1_generator=stage1,

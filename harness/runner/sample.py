@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -16,25 +17,35 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from harness.atomic import atomic_directory
+from harness.data.dataset import TextImageDataset
 from harness.data.sources import load_index
 from harness.errors import UserError
-from harness.runner.build import find_run_checkpoint, load_run
+from harness.runner.build import data_options, find_run_checkpoint, load_run
 from stackgan.model import step_seed
 
 MANIFEST = "manifest.jsonl"
 
 
-def _caption_items(cfg, split: str, captions_per_image: int, limit: int | None) -> list[dict]:
+def _caption_items(cfg, split: str, captions_per_image: int, limit: int | None,
+                   with_boxes: bool = False) -> list[dict]:
     index = load_index(cfg.data.root, split, cfg.data.layout)
     emb = index.load_embeddings(cfg.data.embeddings_file)
     n = len(index) if limit is None else min(limit, len(index))
+    # Box-conditioned models draw each test caption in its own image's box, as it appears in
+    # the evaluation view of that image (centred crop, no flip).
+    boxes = TextImageDataset(replace(data_options(cfg, split, augment=False), need_embeddings=False),
+                             index) if with_boxes else None
     items = []
     for i in range(n):
         caps = index.captions(i)
+        box = boxes.images_and_box(i)[1] if boxes is not None else None
         for c in range(min(captions_per_image, emb.shape[1], len(caps))):
-            items.append({"caption_id": f"{index.keys[i]}#{c}", "caption": caps[c],
-                          "class_id": int(index.class_ids[i]), "image_key": index.keys[i],
-                          "embedding": torch.from_numpy(emb[i, c])})
+            item = {"caption_id": f"{index.keys[i]}#{c}", "caption": caps[c],
+                    "class_id": int(index.class_ids[i]), "image_key": index.keys[i],
+                    "embedding": torch.from_numpy(emb[i, c])}
+            if box is not None:
+                item["box"] = box
+            items.append(item)
     return items
 
 
@@ -68,8 +79,11 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
     if per_caption < 1:
         raise UserError("--per-caption must be at least 1")
     cfg, model, _ = load_run(run_dir, device)
-    items = (_caption_items(cfg, split, captions_per_image, limit) if split
+    items = (_caption_items(cfg, split, captions_per_image, limit, model.needs_boxes) if split
              else _text_items(cfg, captions_file, encoder))
+    if model.needs_boxes:
+        for item in items:
+            item.setdefault("box", model.default_boxes(1)[0])
     jobs = [(n, k, step_seed(seed, n, k)) for n in range(len(items)) for k in range(per_caption)]
     out = Path(out)
     with atomic_directory(out) as tmp:
@@ -82,7 +96,10 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
             noises = [model.sample_noise(1, torch.Generator().manual_seed(s)) for _, _, s in chunk]
             stacked = {k: torch.cat([nz[k] for nz in noises]) for k in noises[0]}
             emb = torch.stack([items[n]["embedding"] for n, _, _ in chunk])
-            images = model.generate(emb, stacked["z"], stacked.get("eps1"), stacked.get("eps2"))
+            conditions = ({"boxes": torch.stack([items[n]["box"] for n, _, _ in chunk])}
+                          if model.needs_boxes else {})
+            images = model.generate(emb, stacked["z"], stacked.get("eps1"), stacked.get("eps2"),
+                                    **conditions)
             final = images.get("stage2", images["stage1"])
             for j, (n, k, s) in enumerate(chunk):
                 name = f"{n:06d}_{k}.png"
@@ -90,6 +107,8 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
                 rec = {"file": f"images/{name}", "caption_id": items[n]["caption_id"],
                        "caption": items[n]["caption"], "class_id": items[n]["class_id"],
                        "noise_seed": s, "sample_index": k}
+                if "box" in items[n]:
+                    rec["box"] = [round(float(v), 6) for v in items[n]["box"]]
                 if "stage2" in images:
                     save_image(images["stage1"][j].float().cpu() * 0.5 + 0.5, tmp / "stage1" / name)
                     rec["stage1_file"] = f"stage1/{name}"

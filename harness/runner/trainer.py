@@ -80,19 +80,25 @@ class RunResult:
 
 
 def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int):
-    """First captions of ``count`` images spread over the split (so, over its classes)."""
+    """First captions of ``count`` images spread over the split (so, over its classes), their
+    boxes where the model is conditioned on them, and fixed noise."""
     count = min(count, len(dataset))
     picks = torch.linspace(0, len(dataset) - 1, count).round().long().tolist()
     emb = torch.stack([torch.from_numpy(dataset.embeddings[i, 0]) for i in picks])
     noise = torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
-    return emb, noise
+    conditions = {}
+    if dataset.options.with_boxes:
+        # A private generator: drawing from the global one would shift the run's random stream.
+        gen = torch.Generator().manual_seed(seed)
+        conditions["boxes"] = torch.stack([dataset.images_and_box(i, gen)[1] for i in picks])
+    return emb, noise, conditions
 
 
-def _save_grid(model, emb, noise, path: Path) -> None:
+def _save_grid(model, emb, noise, conditions: dict, path: Path) -> None:
     from torchvision.utils import save_image
 
     model.eval()
-    images = model.generate(emb, noise)
+    images = model.generate(emb, noise, **conditions)
     model.train()
     path.parent.mkdir(parents=True, exist_ok=True)
     grid = torch.cat([images[k].float().cpu() for k in sorted(images)], 0) if len(images) == 1 \
@@ -177,8 +183,9 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                       enabled=cfg.tracking.enabled and main)
     if resumed is None and main:
         stackgan = cfg.family == "stackgan"
-        tags = {"seed": cfg.train.seed, "family": cfg.family,
-                "variant": cfg.model.variant if stackgan else cfg.baseline.variant,
+        variant = {"stackgan": cfg.model.variant, "gan_int_cls": cfg.baseline.variant,
+                   "gawwn": "bbox"}[cfg.family]
+        tags = {"seed": cfg.train.seed, "family": cfg.family, "variant": variant,
                 "stage": cfg.model.stage if stackgan else 1,
                 "world_size": ctx.world_size,
                 "data_fingerprint": fingerprint, "deterministic": cfg.train.deterministic,
@@ -200,7 +207,7 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     total = per_epoch * cfg.train.epochs
     if cfg.train.max_steps is not None:
         total = min(total, cfg.train.max_steps)
-    sample_emb, sample_noise = _fixed_sample_inputs(dataset, cfg.train.sample_captions,
+    sample_emb, sample_noise, sample_conditions = _fixed_sample_inputs(dataset, cfg.train.sample_captions,
                                                     z_dim(cfg), cfg.train.seed)
     metrics_log = run_dir / "metrics.jsonl"
     if resumed is not None and main and metrics_log.exists():
@@ -281,7 +288,7 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                     last_means = None
                 if main and (step % cfg.train.sample_every == 0 or step == total):
                     grid = run_dir / "samples" / f"step-{step:09d}.png"
-                    _save_grid(model, sample_emb, sample_noise, grid)
+                    _save_grid(model, sample_emb, sample_noise, sample_conditions, grid)
                     tracker.log_artifact(grid, "samples")
                 if step % cfg.train.checkpoint_every == 0 or step == total or stop.signal:
                     save(last_means.get(cfg.train.best_metric) if last_means else None)

@@ -1,0 +1,64 @@
+"""What every one-stage baseline model shares: a generator and a discriminator, each with its Adam
+optimiser and step LR schedule, and StackGAN's model interface (``networks``, ``train``/``eval``,
+``end_epoch``, ``sample_noise``, ``state_dict``), so the generic trainer, sampler and evaluation
+serve it unchanged. Subclasses set ``netG``/``netD`` and write ``train_step`` and ``generate``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stackgan.config import OptimConfig
+
+
+class OneStageModel:
+    needs_boxes = False  # True: generate() and the batches carry bounding boxes
+
+    def __init__(self, netG: nn.Module, netD: nn.Module, z_dim: int, optim: OptimConfig,
+                 seed: int, device: str | torch.device):
+        self.seed, self.device, self.z_dim = seed, torch.device(device), z_dim
+        self.netG, self.netD = netG.to(self.device), netD.to(self.device)
+        betas = (optim.beta1, optim.beta2)
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=optim.lr_g, betas=betas)
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=optim.lr_d, betas=betas)
+        self.schedG = torch.optim.lr_scheduler.StepLR(self.optG, optim.lr_decay_epochs,
+                                                      optim.lr_decay_factor)
+        self.schedD = torch.optim.lr_scheduler.StepLR(self.optD, optim.lr_decay_epochs,
+                                                      optim.lr_decay_factor)
+        self.stage1 = None  # one stage: the sampler writes no Stage-I images
+        # Set by a data-parallel runner (see StackGANModel).
+        self.grad_sync = None
+        self.micro_offset = 0
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"netG": self.netG, "netD": self.netD}
+
+    def train(self) -> None:
+        self.netG.train()
+        self.netD.train()
+
+    def eval(self) -> None:
+        self.netG.eval()
+        self.netD.eval()
+
+    def sync_gradients(self, net: nn.Module) -> None:
+        if self.grad_sync is not None:
+            self.grad_sync(net)
+
+    def end_epoch(self) -> None:
+        self.schedG.step()
+        self.schedD.step()
+
+    def sample_noise(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"z": torch.randn(batch, self.z_dim, generator=generator)}
+
+    def learning_rates(self) -> dict[str, float]:
+        return {"lr_g": self.optG.param_groups[0]["lr"], "lr_d": self.optD.param_groups[0]["lr"]}
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k).state_dict() for k in
+                ("netG", "netD", "optG", "optD", "schedG", "schedD")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state.items():
+            getattr(self, k).load_state_dict(v)
