@@ -10,10 +10,10 @@ import argparse
 import sys
 
 from harness import __version__
-from harness.cli import data_cmd, eval_cmd, sweep_cmd, text_cmd, train_cmd
+from harness.cli import data_cmd, eval_cmd, experiment_cmd, sweep_cmd, text_cmd, train_cmd
 from harness.errors import UserError
 
-GROUPS = (data_cmd, text_cmd, train_cmd, sweep_cmd, eval_cmd)
+GROUPS = (data_cmd, text_cmd, train_cmd, sweep_cmd, eval_cmd, experiment_cmd)
 
 EPILOG = """examples:
   stackgan-bench data synth --out data/synthbirds
@@ -22,6 +22,7 @@ EPILOG = """examples:
   stackgan-bench text embed --data data/synthbirds --encoder runs/text-encoder/encoder.pt
   stackgan-bench train --config quick_stage1
   stackgan-bench sample --run runs/quick_stage1 --split test --per-caption 2 --out samples/q1
+  stackgan-bench experiment run table1 table2 --scale smoke
 """
 
 

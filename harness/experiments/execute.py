@@ -1,0 +1,58 @@
+"""Trains the planned runs of an experiment in order. A finished run with the same config is
+left alone, an interrupted one resumes from its last checkpoint, so running an experiment again
+continues where it stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.config.load import config_differences, from_yaml_file
+from harness.experiments.plan import PlannedRun
+from harness.runner.checkpoint import CheckpointStore
+from harness.runner.trainer import train
+
+
+@dataclass
+class RunOutcome:
+    name: str
+    status: str  # trained | resumed | done | skipped
+    detail: str = ""
+
+
+def run_status(p: PlannedRun) -> str:
+    """fresh | resume | done | skipped"""
+    if p.skipped:
+        return "skipped"
+    run_dir = p.run_dir
+    if CheckpointStore(run_dir / "checkpoints").latest() is None:
+        return "fresh"
+    final = run_dir / "checkpoints" / "final.pt"
+    if final.exists() and not config_differences(from_yaml_file(run_dir / "config.yaml"), p.config,
+                                                 ignore_safe=False):
+        return "done"
+    return "resume"
+
+
+def execute(planned: list[PlannedRun], progress: bool = True,
+            report: Callable[[str], None] = print) -> list[RunOutcome]:
+    outcomes = []
+    for p in planned:
+        status = run_status(p)
+        if status == "skipped":
+            outcomes.append(RunOutcome(p.name, "skipped", p.skipped or ""))
+            report(f"skip   {p.name}: {p.skipped}")
+            continue
+        if status == "done":
+            outcomes.append(RunOutcome(p.name, "done", str(p.run_dir)))
+            report(f"done   {p.name} ({p.run_dir})")
+            continue
+        report(f"{'resume' if status == 'resume' else 'train '} {p.name} ({p.preset} "
+               + " ".join(p.overrides) + ")")
+        result = train(p.config, resume=status == "resume", progress=progress)
+        if result.stopped_by_signal:
+            outcomes.append(RunOutcome(p.name, "stopped", f"signal {result.stopped_by_signal}"))
+            break
+        outcomes.append(RunOutcome(p.name, "resumed" if status == "resume" else "trained",
+                                   f"{result.steps} steps"))
+    return outcomes
