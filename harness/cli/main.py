@@ -10,10 +10,18 @@ import argparse
 import sys
 
 from harness import __version__
-from harness.cli import data_cmd, eval_cmd, experiment_cmd, sweep_cmd, text_cmd, train_cmd
+from harness.cli import (
+    data_cmd,
+    eval_cmd,
+    experiment_cmd,
+    human_cmd,
+    sweep_cmd,
+    text_cmd,
+    train_cmd,
+)
 from harness.errors import UserError
 
-GROUPS = (data_cmd, text_cmd, train_cmd, sweep_cmd, eval_cmd, experiment_cmd)
+GROUPS = (data_cmd, text_cmd, train_cmd, sweep_cmd, eval_cmd, experiment_cmd, human_cmd)
 
 EPILOG = """examples:
   stackgan-bench data synth --out data/synthbirds

@@ -75,12 +75,20 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
                captions_file: str | None = None, per_caption: int = 1,
                captions_per_image: int = 10, limit: int | None = None, seed: int = 0,
                encoder: str | None = None, batch_size: int = 64, device: str = "cpu",
-               progress: bool = True) -> dict:
+               progress: bool = True, caption_ids: list[str] | None = None) -> dict:
+    """Images for a split's captions (or a text file's), ``per_caption`` each. ``caption_ids``
+    (``<image key>#<caption number>``) restricts a split to those captions, in that order."""
     if per_caption < 1:
         raise UserError("--per-caption must be at least 1")
     cfg, model, _ = load_run(run_dir, device)
     items = (_caption_items(cfg, split, captions_per_image, limit, model.needs_boxes) if split
              else _text_items(cfg, captions_file, encoder))
+    if caption_ids is not None:
+        by_id = {item["caption_id"]: item for item in items}
+        missing = [c for c in caption_ids if c not in by_id]
+        if missing:
+            raise UserError(f"{run_dir}: captions not in the {split} split: {missing[:5]}")
+        items = [by_id[c] for c in caption_ids]
     if model.needs_boxes:
         for item in items:
             item.setdefault("box", model.default_boxes(1)[0])

@@ -1,0 +1,75 @@
+"""Human-rank scoring against hand computations and known values."""
+
+import numpy as np
+import pytest
+
+from harness.human.responses import Response
+from harness.human.scoring import kendalls_w, krippendorff_alpha, markdown_table, score
+
+
+def _study():
+    # Two regular items with models X, Y, Z; groups named <item><model>.
+    items = [{"item_id": i, "kind": "regular", "caption": "c",
+              "groups": [{"group_id": f"{i}{m}", "images": []} for m in "XYZ"]} for i in ("a", "b")]
+    key = {"models": {"X": {}, "Y": {}, "Z": {}},
+           "groups": {f"{i}{m}": m for i in ("a", "b") for m in "XYZ"}, "checks": {}}
+    return {"items": items, "models": 3}, key
+
+
+def _resp(rater, a, b, alignment=None):
+    answers = {"a": {"ranks": {f"a{m}": r for m, r in zip("XYZ", a, strict=True)}},
+               "b": {"ranks": {f"b{m}": r for m, r in zip("XYZ", b, strict=True)}}}
+    if alignment:
+        answers["a"]["alignment"] = {f"a{m}": v for m, v in zip("XYZ", alignment, strict=True)}
+    return Response(rater, rater, answers)
+
+
+def test_average_rank_and_agreement_match_a_hand_computation():
+    study, key = _study()
+    responses = [_resp("r1", (1, 2, 3), (1, 3, 2)), _resp("r2", (2, 1, 3), (1, 2, 3))]
+    out = score(study, key, responses, bootstrap=200)
+    # X: ranks 1, 1, 2, 1 -> 1.25; Y: 2, 3, 1, 2 -> 2.0; Z: 3, 2, 3, 3 -> 2.75.
+    assert out["models"]["X"]["mean_rank"] == pytest.approx(1.25)
+    assert out["models"]["Y"]["mean_rank"] == pytest.approx(2.0)
+    assert out["models"]["Z"]["mean_rank"] == pytest.approx(2.75)
+    # Across raters: r1's averages (1, 2.5, 2.5), r2's (1.5, 1.5, 3): std(ddof=1) of X = 0.3536.
+    assert out["models"]["X"]["std_across_raters"] == pytest.approx(np.std([1, 1.5], ddof=1))
+    # Kendall's W, item a: rank sums (3, 3, 6), mean 4, S = 1 + 1 + 4 = 6, W = 12·6/(4·24) = 0.75;
+    # item b: sums (2, 5, 5), S = 6 -> 0.75.
+    assert out["agreement"]["kendall_w_mean"] == pytest.approx(0.75)
+    lo, hi = out["models"]["X"]["ci95"]
+    assert 1.0 <= lo <= 1.25 <= hi <= 2.0  # X was ranked 1 or 2
+    assert "| X | 1.25 ± 0.35 |" in markdown_table(out)
+
+
+def test_kendalls_w_against_scipys_friedman_statistic():
+    from scipy.stats import friedmanchisquare
+
+    rng = np.random.default_rng(0)
+    ranks = np.array([rng.permutation(5) + 1 for _ in range(7)], dtype=float)
+    w = kendalls_w(ranks)
+    chi2 = friedmanchisquare(*ranks.T).statistic
+    assert chi2 == pytest.approx(7 * (5 - 1) * w)
+    assert kendalls_w(np.array([[1, 2, 3], [1, 2, 3]])) == pytest.approx(1.0)
+
+
+def test_krippendorff_alpha_reproduces_the_published_example():
+    # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability": 4 observers, 12 units.
+    nan = np.nan
+    data = np.array([[1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
+                     [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
+                     [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+                     [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan]])
+    assert krippendorff_alpha(data, "nominal") == pytest.approx(0.743, abs=5e-4)
+    assert krippendorff_alpha(data, "ordinal") == pytest.approx(0.815, abs=5e-4)
+    assert krippendorff_alpha(data, "interval") == pytest.approx(0.849, abs=5e-4)
+
+
+def test_ratings_agreement_is_reported_when_given():
+    study, key = _study()
+    responses = [_resp("r1", (1, 2, 3), (1, 2, 3), alignment=(5, 3, 1)),
+                 _resp("r2", (1, 2, 3), (1, 2, 3), alignment=(5, 3, 1))]
+    out = score(study, key, responses, bootstrap=50)
+    assert out["agreement"]["alpha_alignment"] == pytest.approx(1.0)
+    assert out["models"]["X"]["alignment"] == 5.0
+    assert np.isnan(out["agreement"]["alpha_realism"])
