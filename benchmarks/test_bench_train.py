@@ -43,3 +43,42 @@ def test_stage1_train_step(benchmark, preset, overrides):
                                 fraction_of_matmul=flops / seconds / rate)
     print(f"\n{preset} {overrides}: {64 / seconds:.1f} images/s, {flops / seconds / 1e9:.0f} GFLOP/s "
           f"= {flops / seconds / rate:.2f} of fp32 matmul ({rate / 1e9:.0f} GFLOP/s)")
+
+
+@pytest.mark.parametrize("preset, overrides", [
+    ("birds_stage2", ["train.stage1_run=null", "data.batch_size=16"]),
+    ("birds_stage2_pytorch", ["train.stage1_run=null", "data.batch_size=16"]),
+], ids=["paper", "pytorch"])
+def test_stage2_train_step(benchmark, preset, overrides):
+    """Stage-II at 256×256 (batch 16 on CPU; the paper's 64 needs a GPU's memory and time)."""
+    cfg = load_config(preset, overrides)
+    model = model_for_summary(cfg)
+    batch = synthetic_batch(cfg)
+    counter = iter(range(10**6))
+    benchmark.pedantic(lambda: model.train_step(batch, next(counter)), rounds=3, iterations=1,
+                       warmup_rounds=1)
+    b = cfg.data.batch_size
+    benchmark.extra_info.update(images_per_second=b / benchmark.stats.stats.median)
+    print(f"\n{preset}: {b / benchmark.stats.stats.median:.1f} images/s (batch {b})")
+
+
+@pytest.mark.parametrize("preset", ["gan_int_cls_birds", "gawwn_birds"])
+def test_baseline_train_step(benchmark, preset):
+    cfg = load_config(preset)
+    model = model_for_summary(cfg)
+    batch = synthetic_batch(cfg)
+    counter = iter(range(10**6))
+    benchmark.pedantic(lambda: model.train_step(batch, next(counter)), rounds=3, iterations=1,
+                       warmup_rounds=1)
+    print(f"\n{preset}: {64 / benchmark.stats.stats.median:.1f} images/s (batch 64)")
+
+
+def test_sampling_images_per_second(benchmark):
+    """Generation alone (eval mode, no grad) at birds Stage-I sizes, batch 64."""
+    cfg = load_config("birds_stage1")
+    model = model_for_summary(cfg)
+    model.eval()
+    emb = torch.randn(64, cfg.model.text_dim)
+    z = torch.randn(64, cfg.model.z_dim)
+    benchmark.pedantic(lambda: model.generate(emb, z), rounds=5, iterations=1, warmup_rounds=1)
+    print(f"\nsampling: {64 / benchmark.stats.stats.median:.1f} images/s")

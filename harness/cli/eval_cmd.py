@@ -112,7 +112,10 @@ def _eval(args) -> int:
 
     fake = args.fake
     if args.run:
-        fake = _sample_for_eval(args)
+        from harness.eval.run_eval import sample_for_eval
+
+        fake = str(sample_for_eval(args.run, args.split, args.per_caption, args.captions_per_image,
+                                   args.seed))
     elif args.ceiling:
         if not args.data:
             raise UserError("--ceiling needs --data DATASET")
@@ -125,7 +128,9 @@ def _eval(args) -> int:
         splits=args.splits, kid_subset_size=args.kid_subset_size, seed=args.seed,
         batch_size=args.batch_size))
     if args.run:
-        _log_to_run(args.run, result)
+        from harness.eval.run_eval import log_to_run
+
+        log_to_run(args.run, result)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -136,42 +141,3 @@ def _eval(args) -> int:
         for w in result["warnings"]:
             print(f"warning: {w}")
     return 1 if result.get("unavailable") else 0
-
-
-def _sample_for_eval(args) -> str:
-    """Samples of the run's --split captions, reused when the same request was sampled before."""
-    import hashlib
-    from pathlib import Path
-
-    from harness.runner.build import find_run_checkpoint
-    from harness.runner.sample import sample_run
-
-    key = hashlib.sha256(json.dumps({
-        "checkpoint": str(find_run_checkpoint(args.run).resolve()),
-        "mtime": find_run_checkpoint(args.run).stat().st_mtime_ns, "split": args.split,
-        "per_caption": args.per_caption, "captions_per_image": args.captions_per_image,
-        "seed": args.seed}, sort_keys=True).encode()).hexdigest()[:16]
-    out = Path(args.run) / "eval-samples" / key
-    if not (out / "sample.json").exists():
-        sample_run(args.run, out, split=args.split, per_caption=args.per_caption,
-                   captions_per_image=args.captions_per_image, seed=args.seed)
-    return str(out)
-
-
-def _log_to_run(run: str, result: dict) -> None:
-    from pathlib import Path
-
-    from harness.atomic import write_text_atomic
-    from harness.config.load import flatten, from_yaml_file
-    from harness.runner.build import find_run_checkpoint
-    from harness.runner.checkpoint import load_checkpoint
-    from harness.tracking.mlflow_tracker import Tracker, default_uri
-
-    cfg = from_yaml_file(Path(run) / "config.yaml")
-    step = load_checkpoint(find_run_checkpoint(run))["position"]["step"]
-    tracker = Tracker(cfg.tracking.uri or default_uri(Path(run).parent), cfg.tracking.experiment,
-                      run, cfg.name, enabled=cfg.tracking.enabled, reopen=False)
-    values = {f"eval.{k}": v for k, v in result["values"].items() if v is not None}
-    tracker.log_metrics(values, step)
-    tracker.set_tags({f"eval.{k}": v for k, v in flatten(result["settings"]).items()})
-    write_text_atomic(Path(run) / "eval.json", json.dumps(result, indent=2))

@@ -15,13 +15,15 @@ from harness.cli import (
     eval_cmd,
     experiment_cmd,
     human_cmd,
+    reproduce_cmd,
     sweep_cmd,
     text_cmd,
     train_cmd,
 )
 from harness.errors import UserError
 
-GROUPS = (data_cmd, text_cmd, train_cmd, sweep_cmd, eval_cmd, experiment_cmd, human_cmd)
+GROUPS = (data_cmd, text_cmd, train_cmd, sweep_cmd, eval_cmd, experiment_cmd, human_cmd,
+          reproduce_cmd)
 
 EPILOG = """examples:
   stackgan-bench data synth --out data/synthbirds
@@ -31,6 +33,8 @@ EPILOG = """examples:
   stackgan-bench train --config quick_stage1
   stackgan-bench sample --run runs/quick_stage1 --split test --per-caption 2 --out samples/q1
   stackgan-bench experiment run table1 table2 --scale smoke
+  stackgan-bench reproduce --preset quick
+  stackgan-bench gate
 """
 
 

@@ -61,7 +61,7 @@ def plan_runs(runs: dict[str, RunSpec], scale: Scale, runs_root: str | Path,
             if skipped:
                 planned.append(PlannedRun(spec, seed, name, preset, [], None, skipped))
                 continue
-            overrides = [*scale.set.get(spec.kind, ()), *spec.set,
+            overrides = [*scale.set.get(spec.kind, ()), *spec.set, *scale.set.get(spec.id, ()),
                          f"name={name}", f"runs_dir={runs_root}", f"train.seed={seed}",
                          f"data.root={data_roots[spec.dataset]}"]
             if spec.stage1 is not None:

@@ -58,7 +58,8 @@ class Scale:
     data: dict[str, str]
     seeds: tuple[int, ...]
     presets: dict[str, dict[str, str]]
-    set: dict[str, tuple[str, ...]]
+    set: dict[str, tuple[str, ...]]  # kind or run id -> overrides
+    pipeline: dict = field(default_factory=dict)  # what `reproduce` does around the runs
 
     def preset(self, dataset: str, kind: str) -> str | None:
         table = self.presets.get(dataset, self.presets.get("default", {}))
@@ -159,7 +160,7 @@ def load_scales(path: str | Path | None = None) -> dict[str, Scale]:
     scales = {}
     for name, spec in data.items():
         where = f"{path}: {name}"
-        _check_keys(where, spec, {"description", "data", "seeds", "presets"}, {"set"})
+        _check_keys(where, spec, {"description", "data", "seeds", "presets"}, {"set", "pipeline"})
         for key, table in spec["presets"].items():
             if key not in (*DATASETS, "default"):
                 raise UserError(f"{where}.presets.{key}: not a dataset ({DATASETS}) or 'default'")
@@ -167,11 +168,13 @@ def load_scales(path: str | Path | None = None) -> dict[str, Scale]:
             if bad:
                 raise UserError(f"{where}.presets.{key}: unknown kind(s) {bad}; kinds: {KINDS}")
         overrides = {k: tuple(v) for k, v in (spec.get("set") or {}).items()}
-        bad = sorted(set(overrides) - set(KINDS))
-        if bad:
-            raise UserError(f"{where}.set: unknown kind(s) {bad}; kinds: {KINDS}")
+        for k, v in overrides.items():
+            if not all(isinstance(o, str) and "=" in o for o in v):
+                raise UserError(f"{where}.set.{k}: expected a list of key.sub=value overrides "
+                                "(keys are kinds of run or run ids)")
         scales[name] = Scale(name, spec["description"], dict(spec["data"]),
-                             tuple(int(s) for s in spec["seeds"]), spec["presets"], overrides)
+                             tuple(int(s) for s in spec["seeds"]), spec["presets"], overrides,
+                             dict(spec.get("pipeline") or {}))
     return scales
 
 

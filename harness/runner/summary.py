@@ -11,19 +11,24 @@ from stackgan.networks import Stage1Generator
 
 
 def synthetic_batch(cfg: RunConfig, batch_size: int | None = None) -> dict:
-    from harness.runner.build import image_size
+    from harness.runner.build import family_section, image_size
 
     b = batch_size or cfg.data.batch_size
     size = image_size(cfg)
-    text_dim = cfg.model.text_dim if cfg.family == "stackgan" else cfg.baseline.text_dim
+    text_dim = family_section(cfg).text_dim
     gen = torch.Generator().manual_seed(0)
-    return {"images": {size: torch.rand(b, 3, size, size, generator=gen) * 2 - 1},
-            "wrong_images": {size: torch.rand(b, 3, size, size, generator=gen) * 2 - 1},
-            "embedding": torch.randn(b, text_dim, generator=gen)}
+    batch = {"images": {size: torch.rand(b, 3, size, size, generator=gen) * 2 - 1},
+             "wrong_images": {size: torch.rand(b, 3, size, size, generator=gen) * 2 - 1},
+             "embedding": torch.randn(b, text_dim, generator=gen)}
+    if cfg.family == "gawwn":
+        corner = torch.rand(b, 2, generator=gen) * 0.4
+        batch["box"] = torch.cat([corner, corner + 0.5], 1)
+        batch["wrong_box"] = batch["box"].flip(0)
+    return batch
 
 
 def model_for_summary(cfg: RunConfig):
-    if cfg.family == "gan_int_cls":
+    if cfg.family != "stackgan":
         from harness.runner.build import build_model
 
         return build_model(cfg, torch.device("cpu"))

@@ -1,0 +1,88 @@
+"""``stackgan-bench reproduce``, ``report`` and ``gate``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _parser(sub, name: str, help_text: str, example: str):
+    return sub.add_parser(name, help=help_text, description=help_text, epilog=f"example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def register(sub) -> None:
+    p = _parser(sub, "reproduce", "Everything the paper's tables need, in order, at a preset scale: "
+                "dataset, text encoder and embeddings, evaluation models, every Table 1 / Table 2 "
+                "run, sampling and evaluation, human-study materials, the report. Steps whose inputs "
+                "are unchanged are skipped, so it continues where it stopped.",
+                "stackgan-bench reproduce --preset quick")
+    p.add_argument("--preset", required=True, help="smoke | quick | small | paper")
+    p.add_argument("--data", default=None, help="a real CUB-layout dataset folder (default: the "
+                   "preset's built-in synthbirds)")
+    p.add_argument("--only", choices=("table1", "table2"), default=None)
+    p.add_argument("--runs-dir", default=None, help="default runs/<preset>")
+    p.add_argument("--reports-dir", default="reports", help="default reports")
+    p.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE",
+                   help="an override for every training run (repeatable)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_reproduce)
+
+    p = _parser(sub, "report", "Tables (Markdown, CSV, LaTeX) beside the paper's, the paper's "
+                "claims checked, figures and index.html in reports/<experiment>/, from the MLflow "
+                "runs of a preset.", "stackgan-bench report --preset quick")
+    p.add_argument("--preset", required=True)
+    p.add_argument("--only", choices=("table1", "table2"), default=None)
+    p.add_argument("--runs-dir", default=None, help="default runs/<preset>")
+    p.add_argument("--reports-dir", default="reports")
+    p.set_defaults(func=_report)
+
+    p = _parser(sub, "gate", "Regression gate: run the smoke experiment at its fixed seed in a fresh "
+                "folder and compare every loss curve and metric with the committed baseline; exit 1 "
+                "with a table of what moved. --update records a new baseline.",
+                "stackgan-bench gate")
+    p.add_argument("--baseline", default=None, help="default gate/baseline.json in the repository")
+    p.add_argument("--update", action="store_true", help="rewrite the baseline with this run")
+    p.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE",
+                   help="an override for every training run (e.g. to see the gate catch a change)")
+    p.add_argument("--runs", nargs="+", default=None, metavar="RUN_ID",
+                   help="gate only these runs (and the Stage-I runs they need), e.g. cub-s1-64")
+    p.set_defaults(func=_gate)
+
+
+def _reproduce(args) -> int:
+    from harness.reproduce.pipeline import ReproduceOptions, reproduce
+
+    log = reproduce(ReproduceOptions(preset=args.preset, data=args.data, only=args.only,
+                                     runs_root=args.runs_dir, reports_root=args.reports_dir,
+                                     extra=args.extra, progress=not args.no_progress))
+    slow = sorted(((v, k) for k, v in log.timings.items() if k != "total"), reverse=True)[:5]
+    if slow:
+        print("slowest steps: " + ", ".join(f"{k} {v:.0f} s" for v, k in slow))
+    return 0
+
+
+def _report(args) -> int:
+    from reports.build import build_report
+
+    out = build_report([args.only] if args.only else ["table1", "table2"], args.preset,
+                       args.runs_dir or f"runs/{args.preset}", args.reports_dir)
+    for name, folder in out["reports"].items():
+        print(f"{name}: {folder}/index.html")
+    return 0
+
+
+def _gate(args) -> int:
+    from harness.reproduce.gate import BASELINE, format_moved, run_gate
+
+    baseline = args.baseline or BASELINE
+    result = run_gate(baseline, update=args.update, extra=args.extra, only_runs=args.runs)
+    if result is None:
+        print(f"{baseline}: baseline recorded")
+        return 0
+    print(result.platform_note)
+    if result.passed:
+        print(f"gate passed: {result.compared} values match the baseline")
+        return 0
+    print(f"gate FAILED: {len(result.moved)} of {result.compared} values moved")
+    print(format_moved(result))
+    return 1

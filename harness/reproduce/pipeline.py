@@ -1,0 +1,378 @@
+"""``stackgan-bench reproduce``: everything the paper's tables need, in order, at one scale.
+
+dataset -> text encoder and embeddings -> evaluation models (classifier, R-precision encoder,
+attribute classifier) -> every run of Table 1 / Table 2 -> sampling and evaluation of each run
+and of the real images (the ceiling) -> human-study materials -> the report.
+
+Each step is keyed by a hash of its inputs (settings, upstream results, the code it runs) and
+skipped when that hash is unchanged, so an interrupted reproduce continues where it stopped and
+a second run finishes in seconds. A training run whose inputs changed is moved aside (never
+deleted) and trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.experiments.plan import PlannedRun, plan_runs
+from harness.experiments.spec import Experiment, Scale, load_experiment, load_scales, merge_runs
+from harness.reproduce.stamps import Stamps, code_hash, inputs_hash, source_fingerprint, weights_hash
+
+TRAIN_CODE = ("stackgan", "baselines", "harness/runner", "harness/data", "harness/config")
+EVAL_CODE = ("harness/eval",)
+TABLE1_MODELS = ("cub-sg-256", "cub-gan-int-cls", "cub-gawwn")  # the human study's models
+
+
+@dataclass
+class ReproduceOptions:
+    preset: str
+    data: str | None = None  # a real dataset folder for CUB (default: the scale's stand-in)
+    only: str | None = None  # table1 | table2
+    runs_root: str | None = None  # default runs/<preset>
+    reports_root: str = "reports"
+    extra: list[str] = field(default_factory=list)  # overrides for every training run
+    progress: bool = True
+    report: bool = True
+    human: bool = True
+    only_runs: list[str] | None = None  # these run ids (and the Stage-I runs they need)
+
+
+@dataclass
+class StepLog:
+    lines: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    say: Callable[[str], None] = print
+
+    def add(self, text: str) -> None:
+        self.lines.append(text)
+        self.say(text)
+
+
+class Pipeline:
+    def __init__(self, opts: ReproduceOptions):
+        scales = load_scales()
+        if opts.preset not in scales:
+            raise UserError(f"--preset {opts.preset!r}: choose one of {', '.join(scales)}")
+        if opts.only not in (None, "table1", "table2"):
+            raise UserError(f"--only {opts.only!r}: choose table1 or table2")
+        self.opts = opts
+        self.scale: Scale = scales[opts.preset]
+        self.pipe = self.scale.pipeline
+        names = [opts.only] if opts.only else ["table1", "table2"]
+        self.experiments: list[Experiment] = [load_experiment(n) for n in names]
+        self.root = Path(opts.runs_root or f"runs/{opts.preset}")
+        self.stamps = Stamps(self.root / ".reproduce")
+        self.log = StepLog()
+        self.tracking_experiment = f"stackgan-bench-{opts.preset}"
+        self.data_root = Path(opts.data or self.scale.data["cub"])
+        self.keys: dict[str, str] = {}
+
+    # ----------------------------------------------------------------------------- steps
+    def step(self, name: str, inputs: dict, outputs: list, run: Callable[[], dict | None]) -> str:
+        key = inputs_hash(inputs)
+        if self.stamps.current(name, key, outputs):
+            self.log.skipped.append(name)
+            self.log.add(f"[up to date] {name}")
+        else:
+            self.log.add(f"[run] {name}")
+            started = time.time()
+            info = run() or {}
+            self.log.timings[name] = time.time() - started
+            self.log.ran.append(name)
+            self.stamps.record(name, key, {"seconds": round(self.log.timings[name], 1), **info})
+            self.log.add(f"      {name}: {self.log.timings[name]:.0f} s")
+        self.keys[name] = key
+        return key
+
+    def dataset(self) -> None:
+        root = self.data_root
+        if self.opts.data:
+            def check() -> dict:
+                from harness.data.check import check_dataset
+
+                report = check_dataset(root, progress=self.opts.progress)
+                if not report.ok:
+                    raise UserError(f"{root}: fails `data check`:\n  " + "\n  ".join(report.problems[:20]))
+                return {}
+
+            self.step("dataset", {"data": str(root.resolve()), "fingerprint": source_fingerprint(root)},
+                      [root], check)
+            return
+        synth = dict(self.pipe.get("synth") or {})
+
+        def render() -> dict:
+            from harness.data.synthbirds.build import SynthOptions, build_synthbirds
+
+            build_synthbirds(root, SynthOptions(**synth), overwrite=root.exists(),
+                             progress=self.opts.progress)
+            return {}
+
+        self.step("dataset", {"synth": synth, "code": code_hash("harness/data/synthbirds"),
+                              "root": str(root)}, [root / "manifest.json"], render)
+
+    def _released_embeddings(self) -> bool:
+        from harness.data.sources import EMBEDDINGS_FILE, load_index
+
+        out = load_index(self.data_root, "train").split_dir / EMBEDDINGS_FILE
+        return out.exists() and not out.with_name(out.name + ".meta.json").exists()
+
+    def text_encoders(self) -> None:
+        from harness.text.train import TextTrainOptions, train_text_encoder
+
+        base = {"data": self.keys["dataset"], "code": code_hash("harness/text", "harness/data")}
+        preset = self.pipe.get("text_preset", "small")
+        encoder = self.root / "text-encoder"
+        if self._released_embeddings():
+            self.log.add("[released] caption embeddings found in the dataset: used as they are")
+            self.keys["text-encoder"] = inputs_hash({"released": source_fingerprint(self.data_root)})
+        else:
+            def train_and_embed() -> dict:
+                from harness.text.embed import embed_dataset
+
+                metrics = train_text_encoder(self.data_root, encoder, TextTrainOptions(
+                    preset=preset, steps=self.pipe.get("text_steps"), seed=0, check_data=False),
+                    progress=self.opts.progress)
+                embed_dataset(self.data_root, encoder / "encoder.pt", progress=self.opts.progress)
+                return {"metrics": metrics}
+
+            self.step("text-encoder", {**base, "preset": preset, "steps": self.pipe.get("text_steps")},
+                      [encoder / "encoder.pt"], train_and_embed)
+        evaluator = self.root / "text-encoder-eval"
+        self.step("eval-encoder", {**base, "preset": preset, "steps": self.pipe.get("eval_text_steps"),
+                                   "seed": 1},
+                  [evaluator / "encoder.pt"],
+                  lambda: {"metrics": train_text_encoder(
+                      self.data_root, evaluator, TextTrainOptions(
+                          preset=preset, steps=self.pipe.get("eval_text_steps"), seed=1,
+                          check_data=False), progress=self.opts.progress)})
+
+    def eval_models(self) -> None:
+        from harness.eval.classifier import ClassifierOptions, train_classifier
+
+        base = {"data": self.keys["dataset"], "code": code_hash(*EVAL_CODE, "harness/data")}
+        out = self.root / "classifier"
+        preset = self.pipe.get("classifier_preset", "small")
+        steps = self.pipe.get("classifier_steps")
+        self.step("classifier", {**base, "preset": preset, "steps": steps}, [out / "classifier.pt"],
+                  lambda: {"metrics": train_classifier(self.data_root, out, ClassifierOptions(
+                      preset=preset, steps=steps), progress=self.opts.progress)})
+        self.has_attributes = (self.data_root / "CUB_200_2011" / "attributes"
+                               / "caption_attributes.jsonl").exists()
+        if self.has_attributes:
+            from harness.eval.attributes import AttributeOptions, train_attribute_classifier
+
+            steps = self.pipe.get("attribute_steps", 800)
+            attr = self.root / "attributes"
+            self.step("attributes", {**base, "steps": steps}, [attr / "attributes.pt"],
+                      lambda: {"metrics": train_attribute_classifier(
+                          self.data_root, attr, AttributeOptions(steps=steps),
+                          progress=self.opts.progress)})
+
+    def plan(self) -> list[PlannedRun]:
+        runs = merge_runs(self.experiments)
+        if self.opts.only_runs:
+            unknown = sorted(set(self.opts.only_runs) - set(runs))
+            if unknown:
+                raise UserError(f"unknown run id(s) {unknown}; runs: {', '.join(runs)}")
+            wanted = set(self.opts.only_runs) | {runs[r].stage1 for r in self.opts.only_runs
+                                                 if runs[r].stage1}
+            runs = {k: v for k, v in runs.items() if k in wanted}
+        return plan_runs(runs, self.scale, self.root, {"cub": str(self.data_root)},
+                         ["data.check=false", *self.opts.extra],
+                         tracking_experiment=self.tracking_experiment)
+
+    def train_runs(self, planned: list[PlannedRun]) -> None:
+        from harness.config.load import to_dict
+        from harness.experiments.execute import run_status
+        from harness.runner.checkpoint import CheckpointStore
+        from harness.runner.trainer import train
+
+        for p in planned:
+            if p.skipped:
+                self.log.add(f"[skip] train:{p.name}: {p.skipped}")
+                continue
+            inputs = {"config": to_dict(p.config), "data": self.keys["dataset"],
+                      "text": self.keys["text-encoder"], "code": code_hash(*TRAIN_CODE)}
+            if p.spec.stage1:
+                inputs["stage1"] = self.keys[f"train:{p.spec.stage1}-s{p.seed}"]
+            key = inputs_hash(inputs)
+            name = f"train:{p.name}"
+            started = self.stamps.get(f"started:{p.name}")
+            run_dir = p.run_dir
+            if not self.stamps.current(name, key, [run_dir / "checkpoints" / "final.pt"]) \
+                    and run_dir.exists():
+                # Resume only a run started with these same inputs that has a checkpoint;
+                # anything else in the way is kept aside, never deleted.
+                resumable = (started is not None and started.get("key") == key
+                             and CheckpointStore(run_dir / "checkpoints").latest() is not None)
+                if not resumable:
+                    aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+                    run_dir.rename(aside)
+                    self.log.add(f"[inputs changed or no checkpoint] {p.name}: the old folder moved "
+                                 f"to {aside}")
+
+            def run(p=p, key=key) -> dict:
+                self.stamps.record(f"started:{p.name}", key)
+                status = run_status(p)
+                result = train(p.config, resume=status == "resume", progress=self.opts.progress)
+                if result.stopped_by_signal:
+                    raise KeyboardInterrupt
+                return {"steps": result.steps, "run_dir": str(p.run_dir)}
+
+            self.step(name, inputs, [run_dir / "checkpoints" / "final.pt"], run)
+
+    def _eval_request(self):
+        from harness.eval.evaluate import EvalRequest
+
+        ev = self.pipe.get("eval") or {}
+        metrics = [m for m in ev.get("metrics", ["is", "fid", "kid"])
+                   if m != "attr" or self.has_attributes]
+        return EvalRequest(
+            fake="", metrics=tuple(metrics), data=str(self.data_root), split="test",
+            classifier=str(self.root / "classifier" / "classifier.pt"),
+            rprec_encoder=str(self.root / "text-encoder-eval" / "encoder.pt"),
+            attr_classifier=str(self.root / "attributes" / "attributes.pt") if self.has_attributes else None,
+            size=ev.get("size"), splits=ev.get("splits", 10), kid_subset_size=ev.get("kid_subset_size", 1000),
+            seed=0), ev
+
+    def evaluate_runs(self, planned: list[PlannedRun]) -> None:
+        from dataclasses import asdict
+
+        from harness.eval.run_eval import evaluate_run
+
+        request, ev = self._eval_request()
+        upstream = {k: self.keys[k] for k in ("classifier", "eval-encoder", "attributes") if k in self.keys}
+        for p in planned:
+            if p.skipped:
+                continue
+            final = p.run_dir / "checkpoints" / "final.pt"
+            inputs = {"checkpoint": weights_hash(final), "request": asdict(request), "eval": ev,
+                      "upstream": upstream, "code": code_hash(*EVAL_CODE, "harness/runner")}
+            self.step(f"eval:{p.name}", inputs, [p.run_dir / "eval.json"],
+                      lambda p=p: {"values": evaluate_run(
+                          p.run_dir, request, ev.get("per_caption", 1), ev.get("captions_per_image", 10),
+                          progress=self.opts.progress)["values"]})
+        self._ceiling(request, ev, upstream)
+        self._diversity_samples(planned)
+
+    def _diversity_samples(self, planned: list[PlannedRun], captions: int = 3, noise: int = 6) -> None:
+        """The same few test captions under several noise vectors, for the report's figure."""
+        from harness.runner.sample import sample_run
+
+        for p in planned:
+            if p.skipped or p.spec.id not in ("cub-sg-256", "cub-sg-256-noca"):
+                continue
+            out = p.run_dir / "figure-samples" / "diversity"
+            final = p.run_dir / "checkpoints" / "final.pt"
+
+            def run(p=p, out=out) -> dict:
+                from harness.data.sources import load_index
+
+                keys = load_index(self.data_root, "test").keys[:captions]
+                if out.exists():
+                    import shutil
+
+                    shutil.rmtree(out)
+                sample_run(p.run_dir, out, split="test", per_caption=noise,
+                           caption_ids=[f"{k}#0" for k in keys], progress=False)
+                return {}
+
+            self.step(f"samples:{p.name}", {"checkpoint": weights_hash(final), "captions": captions,
+                                            "noise": noise, "code": code_hash("harness/runner")},
+                      [out / "manifest.jsonl"], run)
+
+    def _ceiling(self, request, ev: dict, upstream: dict) -> None:
+        from dataclasses import asdict, replace
+
+        from harness.eval.evaluate import evaluate, real_as_samples
+        from harness.tracking.mlflow_tracker import Tracker, default_uri
+
+        folder = self.root / "ceiling"
+
+        def run() -> dict:
+            fake = real_as_samples(str(self.data_root), "test", request.size or 256,
+                                   ev.get("captions_per_image", 10))
+            result = evaluate(replace(request, fake=str(fake)))
+            from harness.atomic import write_text_atomic
+
+            folder.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(folder / "eval.json", json.dumps(result, indent=2))
+            tracker = Tracker(default_uri(self.root), self.tracking_experiment, folder, "ceiling")
+            n_images = sum(1 for _ in open(Path(fake) / "manifest.jsonl", encoding="utf-8"))
+            tracker.set_tags({"family": "real", "row": "real images (ceiling)", "eval.n_images": n_images})
+            tracker.log_metrics({f"eval.{k}": v for k, v in result["values"].items() if v is not None}, 0)
+            tracker.end()
+            return {"values": result["values"]}
+
+        self.step("eval:ceiling", {"request": asdict(request), "eval": ev, "upstream": upstream,
+                                   "data": self.keys["dataset"], "code": code_hash(*EVAL_CODE)},
+                  [folder / "eval.json"], run)
+
+    def human_study(self, planned: list[PlannedRun]) -> None:
+        from harness.human.study import StudyOptions, make_study
+
+        first_seed = self.scale.seeds[0]
+        chosen = [p for p in planned
+                  if p.spec.id in TABLE1_MODELS and not p.skipped and p.seed == first_seed]
+        if len(chosen) < 2:
+            self.log.add("[skip] human study: fewer than two Table 1 models at this scale")
+            return
+        human = dict(self.pipe.get("human") or {})
+        out = self.root / "human-study"
+        inputs = {"models": {p.name: weights_hash(p.run_dir / "checkpoints" / "final.pt") for p in chosen},
+                  "options": human, "code": code_hash("harness/human")}
+
+        def run() -> dict:
+            if out.exists():
+                out.rename(out.with_name(f"human-study.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
+            made = make_study(StudyOptions(
+                sources=[str(p.run_dir) for p in chosen], names=[p.spec.id for p in chosen],
+                out=str(out), captions=human.get("captions", 10), per_class=human.get("per_class", False),
+                per_model=human.get("per_model", 5), raters=human.get("raters", 10),
+                data=str(self.data_root), progress=self.opts.progress))
+            return {"study_id": made["study_id"]}
+
+        self.step("human-study", inputs, [out / "key.json"], run)
+
+    def make_report(self) -> None:
+        from reports.build import build_report
+
+        inputs = {"evals": {k: v for k, v in self.keys.items() if k.startswith(("eval:", "train:"))},
+                  "human": self.keys.get("human-study"), "code": code_hash("reports"),
+                  "experiments": [str(e.source) for e in self.experiments]}
+        outputs = [Path(self.opts.reports_root) / e.name / "index.html" for e in self.experiments]
+        self.step("report", inputs, outputs, lambda: build_report(
+            [e.name for e in self.experiments], self.opts.preset, self.root,
+            self.opts.reports_root, progress=self.opts.progress))
+
+    def run(self) -> StepLog:
+        self.run_and_plan()
+        return self.log
+
+    def run_and_plan(self) -> list[PlannedRun]:
+        started = time.time()
+        self.dataset()
+        self.text_encoders()
+        self.eval_models()
+        planned = self.plan()
+        self.train_runs(planned)
+        self.evaluate_runs(planned)
+        if self.opts.human:
+            self.human_study(planned)
+        if self.opts.report:
+            self.make_report()
+        self.log.timings["total"] = time.time() - started
+        self.log.add(f"reproduce --preset {self.opts.preset}: {len(self.log.ran)} steps run, "
+                     f"{len(self.log.skipped)} up to date, {self.log.timings['total']:.0f} s")
+        return planned
+
+
+def reproduce(opts: ReproduceOptions) -> StepLog:
+    return Pipeline(opts).run()

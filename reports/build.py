@@ -1,0 +1,128 @@
+"""``stackgan-bench report``: MLflow runs -> ``reports/<experiment>/`` (Table in Markdown, CSV
+and LaTeX beside the paper's numbers, the paper's claims checked, figures, ``index.html``), all
+logged to MLflow as well."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from harness.atomic import write_text_atomic
+from harness.experiments.plan import plan_runs
+from harness.experiments.spec import load_experiment, load_scales
+from harness.tracking.mlflow_tracker import Tracker, default_uri
+from reports import figures
+from reports.collect import curves, human_scores, runs_frame
+from reports.tables import METRICS, build_table, check_claims, claims_markdown, to_latex, to_markdown
+
+
+def _eval_samples(run_dir: Path) -> Path | None:
+    path = run_dir / "eval.json"
+    if not path.exists():
+        return None
+    samples = json.loads(path.read_text()).get("samples")
+    return Path(samples) if samples and Path(samples).exists() else None
+
+
+def _index_html(title: str, preset: str, table_html: str, claims_html: str, images: list[Path],
+                notes: list[str]) -> str:
+    figs = "\n".join(f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
+                     f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
+                     for p in images)
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:80em;margin:1.5em auto;padding:0 1em}}
+table{{border-collapse:collapse;font-size:.85em}}td,th{{border:1px solid #ccc;padding:.25em .5em}}
+figure{{display:inline-block;margin:1em}}img{{max-width:100%}}</style></head>
+<body><h1>{html.escape(title)}</h1><p>scale: <b>{html.escape(preset)}</b></p>
+{table_html}<h2>The paper's claims in our numbers</h2>{claims_html}<ul>{items}</ul>
+<h2>Figures</h2>{figs}</body></html>
+"""
+
+
+def build_report(experiments: list[str], preset: str, runs_root: str | Path,
+                 reports_root: str | Path = "reports", progress: bool = True) -> dict:
+    runs_root = Path(runs_root)
+    scale = load_scales()[preset]
+    uri = default_uri(runs_root)
+    tracking_experiment = f"stackgan-bench-{preset}"
+    frame = runs_frame(uri, tracking_experiment)
+    key_file = runs_root / "human-study" / "key.json"
+    study_id = json.loads(key_file.read_text())["study_id"] if key_file.exists() else None
+    human = human_scores(uri, study_id)
+    written = {}
+    for name in experiments:
+        exp = load_experiment(name)
+        out = Path(reports_root) / exp.name
+        out.mkdir(parents=True, exist_ok=True)
+        plan = {p.spec.id: p for p in plan_runs(exp.runs, scale, runs_root) if p.seed == scale.seeds[0]}
+        skipped = {k: p.skipped for k, p in plan.items() if p.skipped}
+        table, stats = build_table(exp, frame, scale.seeds, human, skipped)
+        claims = check_claims(exp, stats)
+        notes = [f"Scale {preset}: {scale.description}; seeds {list(scale.seeds)}.",
+                 "± is the std across seeds when there are several, else the spread within the run "
+                 "(IS over splits, R-precision over folds).",
+                 "† the paper's value is remembered, not confirmed in a stored source (REFERENCE §1).",
+                 "Below the paper scale the data is the built-in synthbirds, not CUB: compare orderings, "
+                 "not absolute values, with the paper."]
+        if "human_rank" in exp.metrics and not human:
+            notes.append(f"Human ranks appear once the study in {runs_root / 'human-study'} is rated "
+                         "and scored (`stackgan-bench human score`).")
+        md = [f"# {exp.title}", "", *[f"- {n}" for n in notes], "", to_markdown(table),
+              "## The paper's claims in our numbers", "", claims_markdown(claims)]
+        write_text_atomic(out / "table.md", "\n".join(md))
+        write_text_atomic(out / "table.csv", table.to_csv(index=False))
+        write_text_atomic(out / "table.tex", to_latex(table, exp.title))
+        write_text_atomic(out / "claims.json", json.dumps(claims, indent=2))
+
+        images = []
+        row_names = {r.run: f"{r.run}-s{scale.seeds[0]}" for r in exp.rows}
+        ids = {n: frame.loc[frame["name"] == n, "run_id"].iloc[0] for n in row_names.values()
+               if not frame.empty and (frame["name"] == n).any()}
+        images.append(figures.training_curves(curves(uri, ids), out / "training_curves.png"))
+        ceiling = frame[frame["name"] == "ceiling"]
+        labels = [f"{r.columns.get('model', r.run)} ({r.run})" for r in exp.rows]
+        for label, metric, spread, _ in METRICS[:1] + METRICS[2:3] + METRICS[4:5]:
+            means = [stats[r.run][label] for r in exp.rows]
+            sub = [frame[frame["name"] == row_names[r.run]] for r in exp.rows]
+            stds = [s[f"metrics.{spread}"].iloc[0] if spread and not s.empty and f"metrics.{spread}" in s
+                    else float("nan") for s in sub]
+            paper = ([r.paper.get("is", {}).get("mean", float("nan")) for r in exp.rows]
+                     if label == "IS" else None)
+            ceil = (ceiling[f"metrics.{metric}"].iloc[0]
+                    if not ceiling.empty and f"metrics.{metric}" in ceiling else None)
+            images.append(figures.metric_bars(labels, means, stds, label, out / f"bars_{label}.png",
+                                              ceil, paper))
+        sample_dirs = {r.run: _eval_samples(runs_root / row_names[r.run]) for r in exp.rows}
+        sample_dirs = {k: v for k, v in sample_dirs.items() if v is not None}
+        images.append(figures.samples_grid(sample_dirs, out / "samples_per_caption.png"))
+        for r in exp.rows:
+            folder = runs_root / row_names[r.run] / "figure-samples" / "diversity"
+            if r.run in ("cub-sg-256", "cub-sg-256-noca") and folder.exists():
+                images.append(figures.noise_grid(folder, out / f"noise_{r.run}.png",
+                                                 f"{r.run}: one caption, several noise vectors"))
+        stage2 = next((sample_dirs[r.run] for r in exp.rows
+                       if r.run in sample_dirs and exp.runs[r.run].kind == "stage2"), None)
+        if stage2 is not None:
+            images.append(figures.stage_pairs(stage2, out / "stage1_vs_stage2.png"))
+        images = [p for p in images if p is not None]
+        write_text_atomic(out / "index.html", _index_html(
+            exp.title, preset, table.to_html(index=False, escape=True),
+            _claims_html(claims), images, notes))
+        tracker = Tracker(uri, tracking_experiment, runs_root / f"report-{exp.name}",
+                          f"report-{exp.name}", reopen=False)
+        tracker.set_tags({"family": "report", "experiment": exp.name})
+        for path in ["table.md", "table.csv", "table.tex", "claims.json", "index.html",
+                     *[p.name for p in images]]:
+            tracker.log_artifact(out / path)
+        tracker.end()
+        written[exp.name] = str(out)
+    return {"reports": written}
+
+
+def _claims_html(claims: list[dict]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(c['claim'])}</td><td><b>{html.escape(c['status'])}</b></td></tr>"
+                   for c in claims)
+    return f"<table><tr><th>claim</th><th>in our numbers</th></tr>{rows}</table>"

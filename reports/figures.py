@@ -1,0 +1,130 @@
+"""The report's figures (matplotlib/seaborn, written as PNG): training curves, metric bars with
+their spread, a grid of samples per caption across models (as the paper's Figure 3), one caption
+under several noise vectors, and Stage-I beside Stage-II for the same samples."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def training_curves(curves: pd.DataFrame, path: Path) -> Path | None:
+    if curves.empty:
+        return None
+    grid = sns.relplot(data=curves, x="step", y="value", hue="run", col="metric", kind="line",
+                       facet_kws={"sharey": False}, height=3.2, aspect=1.4)
+    grid.set_titles("{col_name}")
+    return _save(grid.figure, path)
+
+
+def metric_bars(labels: list[str], means: list[float], stds: list[float], metric: str, path: Path,
+                ceiling: float | None = None, paper: list[float] | None = None) -> Path | None:
+    if not any(m == m for m in means):
+        return None
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels)), 3.6))
+    xs = range(len(labels))
+    ax.bar(xs, [m if m == m else 0 for m in means], yerr=[s if s == s else 0 for s in stds],
+           capsize=3, color=sns.color_palette()[0], label="ours")
+    if paper:
+        ax.scatter(xs, paper, color="black", marker="_", s=300, zorder=3, label="paper")
+    if ceiling is not None and ceiling == ceiling:
+        ax.axhline(ceiling, ls="--", color="gray", label="real images")
+    ax.set_xticks(list(xs), [textwrap.fill(lbl, 14) for lbl in labels], fontsize=7)
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _manifest(folder: Path) -> list[dict]:
+    path = folder / "manifest.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def samples_grid(sample_dirs: dict[str, Path], path: Path, captions: int = 4) -> Path | None:
+    """Rows: models; columns: the same test captions (the first ones every model sampled)."""
+    manifests = {m: _manifest(d) for m, d in sample_dirs.items()}
+    manifests = {m: recs for m, recs in manifests.items() if recs}
+    if not manifests:
+        return None
+    common = None
+    for recs in manifests.values():
+        ids = [r["caption_id"] for r in recs if r.get("sample_index", 0) == 0]
+        common = ids if common is None else [c for c in common if c in set(ids)]
+    chosen = (common or [])[:captions]
+    if not chosen:
+        return None
+    fig, axes = plt.subplots(len(manifests), len(chosen), figsize=(2.2 * len(chosen), 2.3 * len(manifests)),
+                             squeeze=False)
+    texts = {}
+    for r, (model, recs) in enumerate(manifests.items()):
+        by_id = {rec["caption_id"]: rec for rec in recs if rec.get("sample_index", 0) == 0}
+        for c, cid in enumerate(chosen):
+            ax = axes[r][c]
+            ax.imshow(Image.open(sample_dirs[model] / by_id[cid]["file"]).convert("RGB"))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            texts[cid] = by_id[cid]["caption"]
+            if c == 0:
+                ax.set_ylabel(textwrap.fill(model, 16), fontsize=8)
+            if r == 0:
+                ax.set_title(textwrap.fill(texts[cid], 30), fontsize=7)
+    return _save(fig, path)
+
+
+def noise_grid(folder: Path, path: Path, title: str) -> Path | None:
+    """One caption under several noise vectors (rows: captions, columns: noise seeds)."""
+    recs = _manifest(folder)
+    if not recs:
+        return None
+    by_caption: dict[str, list[dict]] = {}
+    for rec in recs:
+        by_caption.setdefault(rec["caption_id"], []).append(rec)
+    rows = list(by_caption.values())
+    cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.6 * cols, 1.9 * len(rows)), squeeze=False)
+    for r, recs_r in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(recs_r):
+                ax.imshow(Image.open(folder / recs_r[c]["file"]).convert("RGB"))
+        axes[r][0].set_ylabel(textwrap.fill(recs_r[0]["caption"], 22), fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def stage_pairs(folder: Path, path: Path, count: int = 6) -> Path | None:
+    """Stage-I (top) and Stage-II (bottom) of the same samples."""
+    recs = [r for r in _manifest(folder) if r.get("stage1_file")][:count]
+    if not recs:
+        return None
+    fig, axes = plt.subplots(2, len(recs), figsize=(1.9 * len(recs), 4), squeeze=False)
+    for c, rec in enumerate(recs):
+        for r, key in enumerate(("stage1_file", "file")):
+            ax = axes[r][c]
+            ax.imshow(Image.open(folder / rec[key]).convert("RGB"))
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0][c].set_title(textwrap.fill(rec["caption"], 24), fontsize=6)
+    axes[0][0].set_ylabel("Stage-I", fontsize=8)
+    axes[1][0].set_ylabel("Stage-II", fontsize=8)
+    return _save(fig, path)
