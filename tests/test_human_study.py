@@ -183,12 +183,13 @@ def _browser(download_dir: Path):
 
 
 def _fill_form(browser, key, reload_after=None):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     total = int(browser.find_element(By.ID, "total").text)
     for n in range(total):
-        WebDriverWait(browser, 10).until(
+        WebDriverWait(browser, 20).until(
             lambda b, at=str(n + 1): b.find_element(By.ID, "position").text == at)
         groups = browser.find_elements(By.CSS_SELECTOR, "#groups .group")
         gids = [g.get_attribute("data-group") for g in groups]
@@ -200,13 +201,15 @@ def _fill_form(browser, key, reload_after=None):
         if reload_after is not None and n == reload_after:
             # Chromium commits localStorage to its store in batches (about a second); a reload
             # within milliseconds of the last answer, which no rater manages, can precede it.
-            time.sleep(1.5)
+            time.sleep(3)
             browser.refresh()  # progress survives a reload
-            WebDriverWait(browser, 10).until(
+            WebDriverWait(browser, 20).until(
                 lambda b, done=str(n + 1): b.find_element(By.ID, "answered").text == done)
             assert browser.find_element(By.ID, "position").text == str(n + 1)
         if n < total - 1:
-            browser.find_element(By.TAG_NAME, "body").send_keys("n")  # keyboard navigation
+            # Keyboard navigation: "n" outside a form control moves to the next item.
+            browser.execute_script("document.activeElement.blur()")
+            ActionChains(browser).send_keys("n").perform()
     browser.find_element(By.ID, "save").click()
 
 
@@ -219,7 +222,7 @@ def test_offline_form_in_a_headless_browser(study, tmp_path):
     try:
         browser.get((study / "share" / "r02" / "form.html").resolve().as_uri())
         _fill_form(browser, key, reload_after=1)
-        deadline = time.time() + 15
+        deadline = time.time() + 30
         while time.time() < deadline and not list(downloads.glob("response-*.json")):
             time.sleep(0.2)
     finally:
@@ -252,7 +255,7 @@ def test_served_form_in_a_headless_browser(study, tmp_path):
             assert err.value.code == 404 and err.value.read() == b""
         browser.get(server.rater_url("r01"))
         _fill_form(browser, key, reload_after=2)
-        WebDriverWait(browser, 15).until(
+        WebDriverWait(browser, 30).until(
             lambda b: "submitted" in b.find_element(By.ID, "done-text").text)
         export = json.loads(urllib.request.urlopen(server.export_url()).read())
     finally:

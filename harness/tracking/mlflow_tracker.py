@@ -25,6 +25,14 @@ def default_uri(runs_dir: str | os.PathLike) -> str:
         f"sqlite:///{Path(runs_dir).resolve() / 'mlflow.db'}"
 
 
+def local_artifact_location(uri: str) -> str | None:
+    """Artifacts of a local SQLite store go beside the database (``mlartifacts/``), not into
+    ``./mlruns`` of whatever folder the command ran in (MLflow's default)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
+
+
 def _quick_failing_http() -> None:
     # MLflow's REST client retries for minutes by default; a lost server must not stall a step.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -69,7 +77,8 @@ class Tracker:
                 client.update_run(self.run_id, status="RUNNING")
             return self.run_id
         exp = client.get_experiment_by_name(self.experiment)
-        exp_id = exp.experiment_id if exp else client.create_experiment(self.experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(
+            self.experiment, artifact_location=local_artifact_location(self.uri))
         tags = {"mlflow.runName": self.run_name}
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
