@@ -100,7 +100,7 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         images.append(figures.samples_grid(sample_dirs, out / "samples_per_caption.png"))
         for r in exp.rows:
             folder = runs_root / row_names[r.run] / "figure-samples" / "diversity"
-            if r.run in ("cub-sg-256", "cub-sg-256-noca") and folder.exists():
+            if folder.exists():
                 images.append(figures.noise_grid(folder, out / f"noise_{r.run}.png",
                                                  f"{r.run}: one caption, several noise vectors"))
         stage2 = next((sample_dirs[r.run] for r in exp.rows

@@ -121,7 +121,7 @@ def _from_json(path: Path, study: dict) -> list[tuple[str, dict]]:
     return [(b.get("rater_id", "?") if isinstance(b, dict) else "?", b) for b in bodies]
 
 
-def _check_body(body, study: dict) -> None:
+def check_body(body, study: dict) -> None:
     if not isinstance(body, dict) or body.get("format") != RESPONSE_FORMAT:
         raise Rejected(f"not a {RESPONSE_FORMAT} response")
     if body.get("study_id") != study["study_id"]:
@@ -184,7 +184,7 @@ def read_responses(study: dict, key: dict, paths: list[str | Path]) -> ReadResul
             source = str(path) if len(candidates) == 1 else f"{path} [{rater_id}]"
             try:
                 if body is not None:
-                    _check_body(body, study)
+                    check_body(body, study)
                     answers = body.get("answers")
                 if rater_id not in raters:
                     raise Rejected(f"unknown rater {rater_id!r}")

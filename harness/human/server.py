@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from harness.human.form import render_form
-from harness.human.responses import Rejected, _check_body, check_answers
+from harness.human.responses import Rejected, check_answers, check_body
 from harness.human.study import load_study
 
 MAX_BODY = 2 * 1024 * 1024
@@ -181,7 +181,7 @@ class StudyServer:
                 body = self._read_json(handler)
                 if body.get("rater_id") != rater:
                     raise Rejected("a response of another rater")
-                _check_body(body, self.study)
+                check_body(body, self.study)
                 # Attention checks are scored later, not here: a rater is not told they failed one.
                 check_answers(self.study, {"checks": {}}, rater, body["answers"])
                 self.store.submit(rater, body)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.atomic import atomic_directory, write_text_atomic
+from harness.atomic import atomic_directory
 from harness.data.real_images import RealSplitInput
 from harness.data.sources import load_index
 from harness.errors import UserError
@@ -296,10 +296,6 @@ def load_study(folder: str | Path) -> tuple[dict, dict]:
     if out[0]["study_id"] != out[1]["study_id"]:
         raise UserError(f"{folder}: study.json and key.json belong to different studies")
     return out[0], out[1]
-
-
-def write_json_atomic(path: Path, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1, ensure_ascii=False))
 
 
 __all__ = ["StudyOptions", "make_study", "load_study", "pick_captions", "REAL", "NOISE"]

@@ -25,7 +25,8 @@ from harness.reproduce.stamps import Stamps, code_hash, inputs_hash, source_fing
 
 TRAIN_CODE = ("stackgan", "baselines", "harness/runner", "harness/data", "harness/config")
 EVAL_CODE = ("harness/eval",)
-TABLE1_MODELS = ("cub-sg-256", "cub-gan-int-cls", "cub-gawwn")  # the human study's models
+# Runs whose samples the report shows under several noise vectors (diversity from CA).
+DIVERSITY_RUNS = ("cub-sg-256", "cub-sg-256-noca")
 
 
 @dataclass
@@ -267,7 +268,7 @@ class Pipeline:
         from harness.runner.sample import sample_run
 
         for p in planned:
-            if p.skipped or p.spec.id not in ("cub-sg-256", "cub-sg-256-noca"):
+            if p.skipped or p.spec.id not in DIVERSITY_RUNS:
                 continue
             out = p.run_dir / "figure-samples" / "diversity"
             final = p.run_dir / "checkpoints" / "final.pt"
@@ -318,11 +319,14 @@ class Pipeline:
     def human_study(self, planned: list[PlannedRun]) -> None:
         from harness.human.study import StudyOptions, make_study
 
+        # The models of the experiments that report a human rank (Table 1), on one dataset.
+        rated = [row.run for exp in self.experiments if "human_rank" in exp.metrics for row in exp.rows]
         first_seed = self.scale.seeds[0]
-        chosen = [p for p in planned
-                  if p.spec.id in TABLE1_MODELS and not p.skipped and p.seed == first_seed]
+        chosen = [p for p in planned if p.spec.id in rated and not p.skipped and p.seed == first_seed]
+        datasets = {p.spec.dataset for p in chosen}
+        chosen = [p for p in chosen if p.spec.dataset == sorted(datasets)[0]] if datasets else []
         if len(chosen) < 2:
-            self.log.add("[skip] human study: fewer than two Table 1 models at this scale")
+            self.log.add("[skip] human study: fewer than two rated models at this scale")
             return
         human = dict(self.pipe.get("human") or {})
         out = self.root / "human-study"
