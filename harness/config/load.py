@@ -53,15 +53,22 @@ def _explain(exc: OmegaConfBaseException, source: str) -> UserError:
     return UserError(f"{source}: invalid value for '{key}': {msg}")
 
 
-def resolve_preset(name_or_path: str) -> Path:
+def resolve_named_yaml(name_or_path: str, folder: Path, what: str, listed: str,
+                       exclude: tuple[str, ...] = ()) -> Path:
+    """A YAML file given by path, or by name (with or without .yaml) in ``folder``; otherwise
+    an error listing the names there."""
     path = Path(name_or_path)
     if path.exists():
         return path
-    candidate = CONFIG_DIR / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
+    candidate = folder / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
     if candidate.exists():
         return candidate
-    known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    raise UserError(f"{name_or_path}: no such config file or preset; presets: {', '.join(known)}")
+    known = sorted(p.stem for p in folder.glob("*.yaml") if p.stem not in exclude)
+    raise UserError(f"{name_or_path}: no such {what}; {listed}: {', '.join(known)}")
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    return resolve_named_yaml(name_or_path, CONFIG_DIR, "config file or preset", "presets")
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.config.load import resolve_named_yaml
 from harness.errors import UserError
 
 EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "experiments"
@@ -90,14 +91,8 @@ def _check_keys(where: str, data: dict, required: set[str], optional: set[str] =
 
 
 def resolve_experiment_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.exists():
-        return path
-    candidate = EXPERIMENT_DIR / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
-    if candidate.exists():
-        return candidate
-    known = sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml") if p.stem != "scales")
-    raise UserError(f"{name_or_path}: no such experiment file; known: {', '.join(known)}")
+    return resolve_named_yaml(name_or_path, EXPERIMENT_DIR, "experiment file", "known",
+                              exclude=("scales",))
 
 
 def load_experiment(name_or_path: str) -> Experiment:
