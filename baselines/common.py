@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from stackgan.config import OptimConfig
+from stackgan.model import grad_norm
 
 
 class OneStageModel:
@@ -44,6 +45,15 @@ class OneStageModel:
     def sync_gradients(self, net: nn.Module) -> None:
         if self.grad_sync is not None:
             self.grad_sync(net)
+
+    def update(self, net: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+        """Backward, gradient sync across ranks, then the optimiser step; returns the gradient
+        norm (logged). The caller zeroes the gradients before its forward pass."""
+        loss.backward()
+        self.sync_gradients(net)
+        norm = grad_norm(net.parameters())
+        optimizer.step()
+        return norm
 
     def end_epoch(self) -> None:
         self.schedG.step()

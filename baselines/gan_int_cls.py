@@ -23,7 +23,7 @@ from baselines.common import OneStageModel
 from stackgan.config import OptimConfig
 from stackgan.layers import BottleneckResidual, init_weights
 from stackgan.losses import bce_fake, bce_real
-from stackgan.model import grad_norm, step_seed
+from stackgan.model import step_seed
 from stackgan.networks import ConditionalLogits, paper_image_encoder
 
 VARIANTS = ("gan", "gan_cls", "gan_int", "gan_int_cls")
@@ -132,10 +132,7 @@ class GanIntClsModel(OneStageModel):
         if self.cfg.uses_cls:
             wrong_logits = self.netD(batch["wrong_images"][size].to(self.device), emb)
         loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits)
-        loss_d.backward()
-        self.sync_gradients(self.netD)
-        grad_d = grad_norm(self.netD.parameters())
-        self.optD.step()
+        grad_d = self.update(self.netD, self.optD, loss_d)
 
         self.optG.zero_grad(set_to_none=True)
         g_logits = self.netD(fake, emb)
@@ -144,10 +141,7 @@ class GanIntClsModel(OneStageModel):
             extra_fake = self.netG(extra, torch.randn(extra.shape[0], self.cfg.z_dim, device=self.device))
             g_logits = torch.cat([g_logits, self.netD(extra_fake, extra)])
         loss_g = bce_real(g_logits)
-        loss_g.backward()
-        self.sync_gradients(self.netG)
-        grad_g = grad_norm(self.netG.parameters())
-        self.optG.step()
+        grad_g = self.update(self.netG, self.optG, loss_g)
         stats = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "kl": 0.0,
                  "d_real": torch.sigmoid(real_logits).mean().item(),
                  "d_fake": torch.sigmoid(fake_logits).mean().item(),

@@ -40,7 +40,7 @@ from baselines.gan_int_cls import discriminator_loss
 from stackgan.config import OptimConfig
 from stackgan.layers import conv1x1, conv3x3, down4x4, init_weights, lrelu, up_block
 from stackgan.losses import bce_real
-from stackgan.model import grad_norm, step_seed
+from stackgan.model import step_seed
 
 
 @dataclass
@@ -191,18 +191,12 @@ class GawwnModel(OneStageModel):
         wrong_logits = self.netD(batch["wrong_images"][size].to(self.device), emb,
                                  batch["wrong_box"].to(self.device))
         loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits)
-        loss_d.backward()
-        self.sync_gradients(self.netD)
-        grad_d = grad_norm(self.netD.parameters())
-        self.optD.step()
+        grad_d = self.update(self.netD, self.optD, loss_d)
 
         self.optG.zero_grad(set_to_none=True)
         g_logits = self.netD(fake, emb, boxes)
         loss_g = bce_real(g_logits)
-        loss_g.backward()
-        self.sync_gradients(self.netG)
-        grad_g = grad_norm(self.netG.parameters())
-        self.optG.step()
+        grad_g = self.update(self.netG, self.optG, loss_g)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "kl": 0.0,
                 "d_real": torch.sigmoid(real_logits).mean().item(),
                 "d_fake": torch.sigmoid(fake_logits).mean().item(),
