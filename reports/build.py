@@ -22,7 +22,8 @@ def _eval_samples(run_dir: Path) -> Path | None:
     if not path.exists():
         return None
     samples = json.loads(path.read_text()).get("samples")
-    return Path(samples) if samples and Path(samples).exists() else None
+    folder = run_dir / samples if samples else None  # relative to the run (absolute before)
+    return folder if folder is not None and folder.exists() else None
 
 
 def _index_html(title: str, preset: str, table_html: str, claims_html: str, images: list[Path],

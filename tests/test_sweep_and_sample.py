@@ -1,6 +1,8 @@
+import hashlib
 import json
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 from conftest import smoke_config
@@ -74,6 +76,11 @@ def test_sampling_is_reproducible_and_batch_independent(stage2_run, tmp_path):
     for row in rows_a:
         assert (tmp_path / "a" / row["file"]).read_bytes() == (tmp_path / "b" / row["file"]).read_bytes()
     assert {"file", "caption_id", "caption", "class_id", "noise_seed", "stage1_file"} <= rows_a[0].keys()
+    digest = hashlib.sha256()
+    for row in rows_a:
+        for name in (row["file"], row["stage1_file"]):
+            digest.update(np.asarray(Image.open(tmp_path / "a" / name).convert("RGB")).tobytes())
+    assert a["pixels_sha256"] == b["pixels_sha256"] == digest.hexdigest()
     assert Image.open(tmp_path / "a" / rows_a[0]["stage1_file"]).size == (64, 64)
     # Any single image regenerates from its recorded noise seed; other seeds give other images.
     from harness.data.sources import load_index
@@ -88,7 +95,7 @@ def test_sampling_is_reproducible_and_batch_independent(stage2_run, tmp_path):
         noise = model.sample_noise(1, torch.Generator().manual_seed(seed))
         outs.append(model.generate(emb, noise["z"], noise.get("eps1"), noise.get("eps2"))["stage2"][0])
     pixels = (outs[0] * 0.5 + 0.5).mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
-    saved = torch.from_numpy(__import__("numpy").array(Image.open(tmp_path / "a" / row["file"])))
+    saved = torch.from_numpy(np.array(Image.open(tmp_path / "a" / row["file"])))
     assert torch.equal(pixels, saved)
     assert (outs[0] - outs[1]).abs().max() > 0
 

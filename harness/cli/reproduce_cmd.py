@@ -46,6 +46,7 @@ def register(sub) -> None:
                    help="an override for every training run (e.g. to see the gate catch a change)")
     p.add_argument("--runs", nargs="+", default=None, metavar="RUN_ID",
                    help="gate only these runs (and the Stage-I runs they need), e.g. cub-s1-64")
+    p.add_argument("--progress", action="store_true", help="show the smoke experiment's steps")
     p.set_defaults(func=_gate)
 
 
@@ -75,11 +76,15 @@ def _gate(args) -> int:
     from harness.reproduce.gate import BASELINE, format_moved, run_gate
 
     baseline = args.baseline or BASELINE
-    result = run_gate(baseline, update=args.update, extra=args.extra, only_runs=args.runs)
+    result = run_gate(baseline, update=args.update, extra=args.extra, only_runs=args.runs,
+                      progress=args.progress)
     if result is None:
         print(f"{baseline}: baseline recorded")
         return 0
     print(result.platform_note)
+    if not result.comparable:
+        print("gate NOT RUN: the baseline cannot be compared exactly on this platform (see above)")
+        return 2
     if result.passed:
         print(f"gate passed: {result.compared} values match the baseline")
         return 0

@@ -52,7 +52,10 @@ def evaluate_run(run: str | Path, request: EvalRequest, per_caption: int = 1,
     fake = sample_for_eval(run, request.split, per_caption, captions_per_image, request.seed,
                            progress)
     result = evaluate(replace(request, fake=str(fake)))
-    result["samples"] = str(fake)
-    result["settings"]["n_images"] = json.loads((fake / "sample.json").read_text())["num_images"]
+    # Relative to the run folder, so that a moved runs folder still finds its samples.
+    result["samples"] = fake.relative_to(Path(run)).as_posix()
+    sampled = json.loads((fake / "sample.json").read_text())
+    result["settings"]["n_images"] = sampled["num_images"]
+    result["samples_sha256"] = sampled.get("pixels_sha256")  # which images were evaluated
     log_to_run(run, result)
     return result

@@ -7,13 +7,14 @@ batch size.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torchvision.utils import save_image
+from PIL import Image
 from tqdm import tqdm
 
 from harness.atomic import atomic_directory
@@ -71,6 +72,19 @@ def _text_items(cfg, captions_file: str, encoder: str | None) -> list[dict]:
             for n, text in enumerate(lines)]
 
 
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """A generator output in [-1, 1] (3×H×W) as the H×W×3 bytes written to disk (the arithmetic
+    of torchvision's ``save_image``)."""
+    x = image.float().cpu() * 0.5 + 0.5
+    return x.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8)
+
+
+def _save_png(pixels: torch.Tensor, path: Path, digest) -> None:
+    array = pixels.contiguous().numpy()
+    digest.update(array.tobytes())
+    Image.fromarray(array).save(path)
+
+
 def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | None = None,
                captions_file: str | None = None, per_caption: int = 1,
                captions_per_image: int = 10, limit: int | None = None, seed: int = 0,
@@ -99,6 +113,10 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
         if model.stage1 is not None:
             (tmp / "stage1").mkdir()
         records = []
+        # A digest of the pixels (not of the PNG bytes, which depend on the zlib build), image
+        # then Stage-I image per manifest row: two samplings are the same images exactly when
+        # it is equal.
+        digest = hashlib.sha256()
         for start in tqdm(range(0, len(jobs), batch_size), desc="sampling", disable=not progress):
             chunk = jobs[start:start + batch_size]
             noises = [model.sample_noise(1, torch.Generator().manual_seed(s)) for _, _, s in chunk]
@@ -111,14 +129,14 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
             final = images.get("stage2", images["stage1"])
             for j, (n, k, s) in enumerate(chunk):
                 name = f"{n:06d}_{k}.png"
-                save_image(final[j].float().cpu() * 0.5 + 0.5, tmp / "images" / name)
+                _save_png(to_uint8(final[j]), tmp / "images" / name, digest)
                 rec = {"file": f"images/{name}", "caption_id": items[n]["caption_id"],
                        "caption": items[n]["caption"], "class_id": items[n]["class_id"],
                        "noise_seed": s, "sample_index": k}
                 if "box" in items[n]:
                     rec["box"] = [round(float(v), 6) for v in items[n]["box"]]
                 if "stage2" in images:
-                    save_image(images["stage1"][j].float().cpu() * 0.5 + 0.5, tmp / "stage1" / name)
+                    _save_png(to_uint8(images["stage1"][j]), tmp / "stage1" / name, digest)
                     rec["stage1_file"] = f"stage1/{name}"
                 records.append(rec)
         (tmp / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -126,6 +144,7 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
                    "checkpoint": str(find_run_checkpoint(run_dir).resolve()),
                    "source": f"split:{split}" if split else f"captions:{captions_file}",
                    "per_caption": per_caption, "seed": seed, "num_images": len(records),
-                   "num_captions": len(items), "image_size": int(final.shape[-1])}
+                   "num_captions": len(items), "image_size": int(final.shape[-1]),
+                   "pixels_sha256": digest.hexdigest()}
         (tmp / "sample.json").write_text(json.dumps(summary, indent=2))
     return summary
