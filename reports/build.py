@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from harness.atomic import write_text_atomic
+from harness.eval.protocols import resolve as resolve_protocol
 from harness.experiments.plan import plan_runs
 from harness.experiments.spec import load_experiment, load_scales
 from harness.tracking.mlflow_tracker import Tracker, default_uri
@@ -62,12 +63,17 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         skipped = {k: p.skipped for k, p in plan.items() if p.skipped}
         table, stats = build_table(exp, frame, scale.seeds, human, skipped)
         claims = check_claims(exp, stats)
+        ev = scale.pipeline.get("eval") or {}
+        protocol = resolve_protocol(ev.get("protocol"), ev.get("captions_per_image"), ev.get("per_caption"))
         notes = [f"Scale {preset}: {scale.description}; seeds {list(scale.seeds)}.",
+                 f"Evaluation protocol {protocol.name}: the first {protocol.captions_per_image} "
+                 f"caption(s) of each test image, {protocol.per_caption} image(s) each.",
                  "± is the std across seeds when there are several, else the spread within the run "
                  "(IS over splits, R-precision over folds).",
                  "† the paper's value is remembered, not confirmed in a stored source (REFERENCE §1).",
                  "Below the paper scale the data is the built-in synthbirds, not CUB: compare orderings, "
                  "not absolute values, with the paper."]
+        notes += [f"‡ {r.columns.get('model', r.run)}: {r.footnote}" for r in exp.rows if r.footnote]
         if "human_rank" in exp.metrics and not human:
             notes.append(f"Human ranks appear once the study in {runs_root / 'human-study'} is rated "
                          "and scored (`stackgan-bench human score`).")

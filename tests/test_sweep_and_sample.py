@@ -106,3 +106,27 @@ def test_model_summary_cli(capsys):
     assert info["networks"]["generator"]["total"] == 10_301_248
     assert main(["model", "summary", "--config", "smoke_stage1"]) == 0
     assert "GFLOP" in capsys.readouterr().out
+
+
+def test_protocols_choose_captions_and_images_per_caption(stage2_run, tmp_path):
+    from harness.errors import UserError
+    from harness.eval.protocols import resolve
+
+    out = tmp_path / "tf"
+    assert main(["sample", "--run", str(stage2_run), "--split", "test", "--limit", "3",
+                 "--protocol", "stackgan-tf", "--out", str(out)]) == 0
+    rows = [json.loads(ln) for ln in (out / "manifest.jsonl").read_text().splitlines()]
+    # The official TF evaluation: the first caption of each test image, 8 images each.
+    assert len(rows) == 3 * 8 and all(r["caption_id"].endswith("#0") for r in rows)
+    assert sorted({r["sample_index"] for r in rows}) == list(range(8))
+    assert len({r["caption_id"] for r in rows}) == 3
+    assert json.loads((out / "sample.json").read_text())["protocol"] == "stackgan-tf"
+    every = tmp_path / "all"
+    assert main(["sample", "--run", str(stage2_run), "--split", "test", "--limit", "2",
+                 "--out", str(every)]) == 0
+    rows = [json.loads(ln) for ln in (every / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 10 and {r["caption_id"][-2:] for r in rows} == {f"#{c}" for c in range(10)}
+    assert json.loads((every / "sample.json").read_text())["protocol"] == "all-captions"
+    assert resolve(None, 2, 1).name == "custom" and resolve(None, 1, 8).name == "stackgan-tf"
+    with pytest.raises(UserError, match="drop --captions-per-image"):
+        resolve("stackgan-tf", 1, None)

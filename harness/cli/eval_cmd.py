@@ -7,6 +7,7 @@ import json
 
 from harness.cli.common import add_command, add_group
 from harness.eval.classifier import DEFAULT_STEPS, ClassifierOptions
+from harness.eval.protocols import PROTOCOLS
 
 _C = ClassifierOptions()
 
@@ -59,9 +60,15 @@ def register(sub) -> None:
     real.add_argument("--real", help="folder of real images")
     real.add_argument("--data", help="dataset folder whose real images (and captions) to use")
     p.add_argument("--split", default="test", help="the split (default test)")
-    p.add_argument("--per-caption", type=int, default=1, help="with --run: images per caption")
-    p.add_argument("--captions-per-image", type=int, default=10,
-                   help="with --run: captions per test image (default all 10)")
+    p.add_argument("--protocol", choices=tuple(PROTOCOLS), default=None,
+                   help="with --run / --ceiling: all-captions (each caption of each test image once, "
+                   "the default) or stackgan-tf (the official TF evaluation: the first caption of "
+                   "each test image, 8 images each)")
+    p.add_argument("--per-caption", type=int, default=None,
+                   help="with --run: images per caption (a custom protocol)")
+    p.add_argument("--captions-per-image", type=int, default=None,
+                   help="with --run / --ceiling: the first N captions of each test image (a custom "
+                   "protocol)")
     p.add_argument("--metrics", default="is,fid,kid",
                    help="comma-separated: is, is_star, fid, kid, rprec, attr")
     p.add_argument("--extractor", choices=("dataset-classifier", "inception-v3-compat"),
@@ -109,17 +116,18 @@ def _eval(args) -> int:
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     from harness.errors import UserError
     from harness.eval.evaluate import real_as_samples
+    from harness.eval.protocols import resolve
 
+    protocol = resolve(args.protocol, args.captions_per_image, args.per_caption)
     fake = args.fake
     if args.run:
         from harness.eval.run_eval import sample_for_eval
 
-        fake = str(sample_for_eval(args.run, args.split, args.per_caption, args.captions_per_image,
-                                   args.seed))
+        fake = str(sample_for_eval(args.run, args.split, protocol, args.seed))
     elif args.ceiling:
         if not args.data:
             raise UserError("--ceiling needs --data DATASET")
-        fake = str(real_as_samples(args.data, args.split, args.size or 64, args.captions_per_image))
+        fake = str(real_as_samples(args.data, args.split, args.size or 64, protocol.captions_per_image))
     result = evaluate(EvalRequest(
         fake=fake, metrics=metrics, data=args.data, real=args.real, split=args.split,
         extractor=args.extractor, classifier=args.classifier, inception_weights=args.inception_weights,
@@ -127,6 +135,8 @@ def _eval(args) -> int:
         attr_classifier=args.attr_classifier, size=args.size,
         splits=args.splits, kid_subset_size=args.kid_subset_size, seed=args.seed,
         batch_size=args.batch_size))
+    if args.run or args.ceiling:
+        result["settings"].update(protocol.settings())
     if args.run:
         from harness.eval.run_eval import log_to_run
 

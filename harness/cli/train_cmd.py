@@ -47,8 +47,11 @@ def register(sub) -> None:
     src.add_argument("--split", help="dataset split whose captions to use (e.g. test)")
     src.add_argument("--captions", help="text file, one caption per line (embedded with the "
                      "run's text encoder)")
-    p.add_argument("--per-caption", type=int, default=1, help="images per caption (default 1)")
-    p.add_argument("--captions-per-image", type=int, default=10,
+    p.add_argument("--protocol", choices=("all-captions", "stackgan-tf"), default=None,
+                   help="with --split: all-captions (each caption once, the default) or stackgan-tf "
+                   "(the first caption of each image, 8 images each: the official TF evaluation)")
+    p.add_argument("--per-caption", type=int, default=None, help="images per caption (default 1)")
+    p.add_argument("--captions-per-image", type=int, default=None,
                    help="with --split: how many of each image's captions (default all 10)")
     p.add_argument("--limit", type=int, default=None, help="with --split: first N images only")
     p.add_argument("--encoder", default=None, help="text encoder for --captions (default: the "
@@ -88,7 +91,7 @@ def _summary(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{info['config']}: {info['variant']} variant, Stage-{info['stage']}, "
+    print(f"{info['config']}: {info['family']} {info['variant']}, Stage-{info['stage']}, "
           f"{info['output_size']}x{info['output_size']}, batch {info['batch_size']}")
     for name, c in info["networks"].items():
         print(f"  {name:28s} {c['total']:>13,d} parameters ({c['trainable']:,d} trainable)")
@@ -98,10 +101,14 @@ def _summary(args) -> int:
 
 
 def _sample(args) -> int:
+    from harness.eval.protocols import resolve
     from harness.runner.sample import sample_run
 
+    protocol = resolve(args.protocol, args.captions_per_image, args.per_caption)
     manifest = sample_run(args.run, args.out, split=args.split, captions_file=args.captions,
-                          per_caption=args.per_caption, captions_per_image=args.captions_per_image,
-                          limit=args.limit, seed=args.seed, encoder=args.encoder)
+                          per_caption=protocol.per_caption,
+                          captions_per_image=protocol.captions_per_image,
+                          limit=args.limit, seed=args.seed, encoder=args.encoder,
+                          protocol=protocol.name if args.split else None)
     print(f"{args.out}: {manifest['num_images']} images for {manifest['num_captions']} captions")
     return 0

@@ -11,22 +11,25 @@ from pathlib import Path
 
 from harness.atomic import write_text_atomic
 from harness.eval.evaluate import EvalRequest, evaluate
+from harness.eval.protocols import Protocol, resolve
 
 
-def sample_for_eval(run: str | Path, split: str, per_caption: int, captions_per_image: int,
-                    seed: int, progress: bool = True) -> Path:
+def sample_for_eval(run: str | Path, split: str, protocol: Protocol, seed: int,
+                    progress: bool = True) -> Path:
     from harness.runner.build import find_run_checkpoint
     from harness.runner.sample import sample_run
 
     ckpt = find_run_checkpoint(run)
     key = hashlib.sha256(json.dumps({
         "checkpoint": str(ckpt.resolve()), "mtime": ckpt.stat().st_mtime_ns, "split": split,
-        "per_caption": per_caption, "captions_per_image": captions_per_image, "seed": seed},
+        "per_caption": protocol.per_caption, "captions_per_image": protocol.captions_per_image,
+        "seed": seed},
         sort_keys=True).encode()).hexdigest()[:16]
     out = Path(run) / "eval-samples" / key
     if not (out / "sample.json").exists():
-        sample_run(run, out, split=split, per_caption=per_caption,
-                   captions_per_image=captions_per_image, seed=seed, progress=progress)
+        sample_run(run, out, split=split, per_caption=protocol.per_caption,
+                   captions_per_image=protocol.captions_per_image, seed=seed, progress=progress,
+                   protocol=protocol.name)
     return out
 
 
@@ -46,12 +49,14 @@ def log_to_run(run: str | Path, result: dict) -> None:
     write_text_atomic(Path(run) / "eval.json", json.dumps(result, indent=2))
 
 
-def evaluate_run(run: str | Path, request: EvalRequest, per_caption: int = 1,
-                 captions_per_image: int = 10, progress: bool = True) -> dict:
-    """``request.fake`` is ignored: the run's samples are the fake images."""
-    fake = sample_for_eval(run, request.split, per_caption, captions_per_image, request.seed,
-                           progress)
+def evaluate_run(run: str | Path, request: EvalRequest, protocol: Protocol | None = None,
+                 progress: bool = True) -> dict:
+    """``request.fake`` is ignored: the run's samples, drawn by ``protocol`` (default
+    all-captions), are the fake images."""
+    protocol = protocol or resolve()
+    fake = sample_for_eval(run, request.split, protocol, request.seed, progress)
     result = evaluate(replace(request, fake=str(fake)))
+    result["settings"].update(protocol.settings())
     # Relative to the run folder, so that a moved runs folder still finds its samples.
     result["samples"] = fake.relative_to(Path(run)).as_posix()
     sampled = json.loads((fake / "sample.json").read_text())

@@ -231,8 +231,10 @@ class Pipeline:
 
     def _eval_request(self):
         from harness.eval.evaluate import EvalRequest
+        from harness.eval.protocols import resolve
 
         ev = self.pipe.get("eval") or {}
+        self.protocol = resolve(ev.get("protocol"), ev.get("captions_per_image"), ev.get("per_caption"))
         metrics = [m for m in ev.get("metrics", ["is", "fid", "kid"])
                    if m != "attr" or self.has_attributes]
         return EvalRequest(
@@ -258,8 +260,7 @@ class Pipeline:
                       "upstream": upstream, "code": code_hash(*EVAL_CODE, "harness/runner")}
             self.step(f"eval:{p.name}", inputs, [p.run_dir / "eval.json"],
                       lambda p=p: {"values": evaluate_run(
-                          p.run_dir, request, ev.get("per_caption", 1), ev.get("captions_per_image", 10),
-                          progress=self.opts.progress)["values"]})
+                          p.run_dir, request, self.protocol, progress=self.opts.progress)["values"]})
         self._ceiling(request, ev, upstream)
         self._diversity_samples(planned)
 
@@ -299,8 +300,9 @@ class Pipeline:
 
         def run() -> dict:
             fake = real_as_samples(str(self.data_root), "test", request.size or 256,
-                                   ev.get("captions_per_image", 10))
+                                   self.protocol.captions_per_image)
             result = evaluate(replace(request, fake=str(fake)))
+            result["settings"].update({**self.protocol.settings(), "per_caption": 1})
             from harness.atomic import write_text_atomic
 
             folder.mkdir(parents=True, exist_ok=True)

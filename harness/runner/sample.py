@@ -21,31 +21,29 @@ from harness.atomic import atomic_directory
 from harness.data.dataset import TextImageDataset
 from harness.data.sources import load_index
 from harness.errors import UserError
-from harness.runner.build import data_options, find_run_checkpoint, load_run
+from harness.runner.build import data_options, find_run_checkpoint, load_run, model_conditions
 from stackgan.model import step_seed
 
 MANIFEST = "manifest.jsonl"
 
 
 def _caption_items(cfg, split: str, captions_per_image: int, limit: int | None,
-                   with_boxes: bool = False) -> list[dict]:
+                   conditions: tuple[str, ...] = ()) -> list[dict]:
     index = load_index(cfg.data.root, split, cfg.data.layout)
     emb = index.load_embeddings(cfg.data.embeddings_file)
     n = len(index) if limit is None else min(limit, len(index))
-    # Box-conditioned models draw each test caption in its own image's box, as it appears in
-    # the evaluation view of that image (centred crop, no flip).
-    boxes = TextImageDataset(replace(data_options(cfg, split, augment=False), need_embeddings=False),
-                             index) if with_boxes else None
+    # Box- or keypoint-conditioned models draw each test caption with its own image's box or
+    # parts, as they appear in the evaluation view of that image (centred crop, no flip).
+    views = TextImageDataset(replace(data_options(cfg, split, augment=False), need_embeddings=False),
+                             index) if conditions else None
     items = []
     for i in range(n):
         caps = index.captions(i)
-        box = boxes.images_and_box(i)[1] if boxes is not None else None
+        found = views.images_and_conditions(i)[1] if views is not None else {}
         for c in range(min(captions_per_image, emb.shape[1], len(caps))):
             item = {"caption_id": f"{index.keys[i]}#{c}", "caption": caps[c],
                     "class_id": int(index.class_ids[i]), "image_key": index.keys[i],
-                    "embedding": torch.from_numpy(emb[i, c])}
-            if box is not None:
-                item["box"] = box
+                    "embedding": torch.from_numpy(emb[i, c]), **found}
             items.append(item)
     return items
 
@@ -89,13 +87,16 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
                captions_file: str | None = None, per_caption: int = 1,
                captions_per_image: int = 10, limit: int | None = None, seed: int = 0,
                encoder: str | None = None, batch_size: int = 64, device: str = "cpu",
-               progress: bool = True, caption_ids: list[str] | None = None) -> dict:
+               progress: bool = True, caption_ids: list[str] | None = None,
+               protocol: str | None = None) -> dict:
     """Images for a split's captions (or a text file's), ``per_caption`` each. ``caption_ids``
-    (``<image key>#<caption number>``) restricts a split to those captions, in that order."""
+    (``<image key>#<caption number>``) restricts a split to those captions, in that order.
+    ``protocol``: the evaluation protocol these numbers follow, recorded in sample.json."""
     if per_caption < 1:
         raise UserError("--per-caption must be at least 1")
     cfg, model, _ = load_run(run_dir, device)
-    items = (_caption_items(cfg, split, captions_per_image, limit, model.needs_boxes) if split
+    conditions = model_conditions(model)
+    items = (_caption_items(cfg, split, captions_per_image, limit, conditions) if split
              else _text_items(cfg, captions_file, encoder))
     if caption_ids is not None:
         by_id = {item["caption_id"]: item for item in items}
@@ -103,9 +104,10 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
         if missing:
             raise UserError(f"{run_dir}: captions not in the {split} split: {missing[:5]}")
         items = [by_id[c] for c in caption_ids]
-    if model.needs_boxes:
+    for name in conditions:
         for item in items:
-            item.setdefault("box", model.default_boxes(1)[0])
+            if name not in item:  # free text: the model's default box (or refusal)
+                item[name] = model.default_condition(name)
     jobs = [(n, k, step_seed(seed, n, k)) for n in range(len(items)) for k in range(per_caption)]
     out = Path(out)
     with atomic_directory(out) as tmp:
@@ -122,10 +124,9 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
             noises = [model.sample_noise(1, torch.Generator().manual_seed(s)) for _, _, s in chunk]
             stacked = {k: torch.cat([nz[k] for nz in noises]) for k in noises[0]}
             emb = torch.stack([items[n]["embedding"] for n, _, _ in chunk])
-            conditions = ({"boxes": torch.stack([items[n]["box"] for n, _, _ in chunk])}
-                          if model.needs_boxes else {})
+            given = {name: torch.stack([items[n][name] for n, _, _ in chunk]) for name in conditions}
             images = model.generate(emb, stacked["z"], stacked.get("eps1"), stacked.get("eps2"),
-                                    **conditions)
+                                    **given)
             final = images.get("stage2", images["stage1"])
             for j, (n, k, s) in enumerate(chunk):
                 name = f"{n:06d}_{k}.png"
@@ -135,12 +136,14 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
                        "noise_seed": s, "sample_index": k}
                 if "box" in items[n]:
                     rec["box"] = [round(float(v), 6) for v in items[n]["box"]]
+                if "parts" in items[n]:
+                    rec["parts"] = [[round(float(v), 6) for v in p] for p in items[n]["parts"]]
                 if "stage2" in images:
                     _save_png(to_uint8(images["stage1"][j]), tmp / "stage1" / name, digest)
                     rec["stage1_file"] = f"stage1/{name}"
                 records.append(rec)
         (tmp / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
-        summary = {"run": str(Path(run_dir).resolve()),
+        summary = {"run": str(Path(run_dir).resolve()), "protocol": protocol,
                    "checkpoint": str(find_run_checkpoint(run_dir).resolve()),
                    "source": f"split:{split}" if split else f"captions:{captions_file}",
                    "per_caption": per_caption, "seed": seed, "num_images": len(records),
