@@ -13,7 +13,8 @@ from stackgan.model import grad_norm
 
 
 class OneStageModel:
-    needs_boxes = False  # True: generate() and the batches carry bounding boxes
+    # What generate() and the batches carry besides text and noise ("box", "parts").
+    conditions: tuple[str, ...] = ()
 
     def __init__(self, netG: nn.Module, netD: nn.Module, z_dim: int, optim: OptimConfig,
                  seed: int, device: str | torch.device):
@@ -50,6 +51,10 @@ class OneStageModel:
         """Backward, gradient sync across ranks, then the optimiser step; returns the gradient
         norm (logged). The caller zeroes the gradients before its forward pass."""
         loss.backward()
+        return self.apply_gradients(net, optimizer)
+
+    def apply_gradients(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> float:
+        """Gradient sync across ranks, then the optimiser step; returns the gradient norm."""
         self.sync_gradients(net)
         norm = grad_norm(net.parameters())
         optimizer.step()

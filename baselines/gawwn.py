@@ -1,30 +1,40 @@
-"""GAWWN (Reed et al., NIPS 2016, "Learning What and Where to Draw"), the bounding-box-conditioned
-version at 128×128 that the StackGAN paper compares with on CUB (REFERENCE §1, Table 1).
+"""GAWWN (Reed et al., NIPS 2016, "Learning What and Where to Draw") as the Lua code of
+reedscot/nips2016 defines and trains it (REFERENCE §4b): the bounding-box model
+(main_cub_bbox.lua, ``gawwn.conditioning: bbox``) and the keypoint model
+(main_cub_keypoints.lua, ``keypoints``, CUB's 15 parts), both at 128×128 with NGF = NDF = 128
+and batch 16 (scripts/train_cub_*.sh).
 
-The text embedding (1024 -> t_dim, LeakyReLU) says *what* to draw, a bounding box *where*.
-Both networks meet the box on an M×M grid (M = 16):
+Text and location meet on a 16×16 grid. The box enters through a spatial transformer
+(``F.affine_grid`` + ``F.grid_sample``, bilinear, zero outside, corners aligned as Torch's
+AffineGridGeneratorBHWD/BilinearSamplerBHWD): G warps the tiled text into the box and pastes
+(shrinks) its local feature map into the box with the inverse of the box's crop transform; D
+crops the box region out of its features and resizes it to 16×16.
 
-- G, global pathway: [z, t] -> FC -> 4×4 -> upsampling to M×M.
-  G, local pathway: t replicated over the M×M grid, zero outside the box, 3×3 convolutions,
-  masked to the box again. The two are concatenated and upsampled M -> 128.
-- D: the image is downsampled to M×M features. Local pathway: the features concatenated with
-  the replicated text, a 1×1 convolution, masked to the box, downsampled to 4×4. Global pathway:
-  the features downsampled to 4×4, concatenated with the replicated text, a 1×1 convolution. The
-  two are concatenated and a 4×4 convolution gives the logit.
-- Loss: the matching-aware (GAN-CLS) discriminator, as in GAWWN: real image with its box and
-  text -> 1; a real image of another class with its own box and this text -> 0; the fake -> 0.
+Bounding-box G: text Linear 1024 -> 4·ngf (shared by both pathways).
+- Global: the tiled text warped into the box, convs 4ngf@8 -> 4ngf@4 -> 4ngf@1; with
+  Linear(z -> 4ngf) + ReLU; transposed convs 8ngf@4 -> 4ngf@8 -> 2ngf@16.
+- Local: [Linear z -> 4ngf, text] + ReLU -> transposed conv 8ngf@4 + residual -> 4ngf@8 +
+  residual -> 2ngf@16, pasted into the box, ReLU.
+- Output: 3×3 transposed conv 4ngf -> 2ngf, then 2ngf@32 -> ngf... up to 3@128, tanh.
+Bounding-box D: image trunk ndf@64 -> ndf@32 -> 2ndf@16 -> 3×3 2ndf (one module, used by both
+pathways), text Linear 1024 -> nt + LeakyReLU.
+- Region: [features, tiled text] -> 3×3 2ndf -> the box cropped to 16×16 -> 1×1 2ndf -> 1×1 ndf
+  -> spatial mean -> LeakyReLU.
+- Global: features -> 4ndf@8 -> 8ndf@4; the tiled text warped with the box, 4ndf@8 -> ndf@4;
+  joined, 1×1 4ndf, 4×4 -> ndf.
+- [region, global] -> Linear ndf + BN + LeakyReLU -> Linear 1.
+Keypoint G and D replace the box by 15 one-hot 16×16 part maps (a part at round(x·16), if
+visible): they gate the region pathway (sum over parts, clipped to 1), enter the global pathway
+through convs, and are concatenated to the region features.
 
-Where this differs from the Torch original (reedscot/nips2016), and why:
-- The box enters through an exact box-coverage mask on the M×M grid. The original warps the
-  replicated text into the box with a spatial transformer; warping a spatially constant map into
-  a box gives that constant inside the box and zero outside, which is this mask (with area
-  weights at the box edges instead of bilinear ones). In D, the original crops the box region
-  out of the feature map with a spatial transformer and resizes it; here the features outside
-  the box are zeroed in place, which keeps the box's position visible to the local pathway.
-- Upsampling is nearest ×2 + 3×3 convolution (StackGAN's blocks) instead of transposed
-  convolutions, and widths follow ``gf_dim``/``df_dim`` like the other models here.
-- Keypoint conditioning (GAWWN's other version) is not implemented: Table 1 uses boxes.
-- Boxes follow each image's random crop and flip; the whole image is used (no StackGAN box crop).
+Training (both): D = BCE(real, 1) + 0.5·BCE(wrong, 0) + 0.5·BCE(fake, 0), the wrong pair being
+the same real image and location with in-batch shuffled text; G = BCE(D(fake), 1) through the
+very D output of the D step (the Lua code backpropagates ``netD.output`` for G). Adam 2e-4,
+β1 0.5, LR × 0.5 every 100 epochs; 4 of the first 9 captions averaged. Conv biases are kept
+(zero at init), Linear layers keep Torch7's default init. One box per image (``num_elt = 1`` in
+train_cub_bbox.sh; the Lua code can average several). Other differences: docs/fidelity.md
+rows 13–19 (epochs are permutations of the images: Lua draws each step's samples with
+replacement; 8-bit images).
 """
 
 from __future__ import annotations
@@ -33,39 +43,47 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from baselines.common import OneStageModel
 from baselines.gan_int_cls import discriminator_loss
 from stackgan.config import OptimConfig
-from stackgan.layers import conv1x1, conv3x3, down4x4, init_weights, lrelu, up_block
+from stackgan.layers import BottleneckResidual, init_weights
 from stackgan.losses import bce_real
 from stackgan.model import step_seed
+
+GRID = 16  # where text meets the box or the parts
+CONDITIONINGS = ("bbox", "keypoints")
+MIN_BOX = 1.0 / 128  # a box clipped to nothing by the crop keeps one pixel (its inverse exists)
 
 
 @dataclass
 class GawwnConfig:
+    conditioning: str = "bbox"  # bbox: main_cub_bbox.lua; keypoints: main_cub_keypoints.lua
     z_dim: int = 100
     text_dim: int = 1024
-    t_dim: int = 128
-    gf_dim: int = 128
-    df_dim: int = 64
+    t_dim: int = 128  # D's text features (nt)
+    gf_dim: int = 128  # ngf
+    df_dim: int = 128  # ndf (train_cub_bbox.sh / train_cub_keypoints.sh: NDF=128)
     image_size: int = 128
-    grid_size: int = 16  # M: the grid on which text meets the box
+    num_parts: int = 15
+    cls_weight: float = 0.5
     # Fractions (x0, y0, x1, y1) of the image: the box for captions that come without one
     # (free text); test captions use their image's box.
     default_box: list[float] = field(default_factory=lambda: [0.15, 0.2, 0.85, 0.85])
 
     def validate(self) -> list[str]:
         errors = []
-        for name in ("image_size", "grid_size"):
-            v = getattr(self, name)
-            if v < 4 or v & (v - 1):
-                errors.append(f"gawwn.{name}: {v} is not a power of two >= 4")
-        if self.grid_size < 8 or self.grid_size >= self.image_size:
-            errors.append("gawwn.grid_size must be >= 8 and below gawwn.image_size")
-        if self.gf_dim < 4 or self.gf_dim % 4:
-            errors.append("gawwn.gf_dim must be a multiple of 4 and >= 4")
+        if self.conditioning not in CONDITIONINGS:
+            errors.append(f"gawwn.conditioning {self.conditioning!r} is not one of {CONDITIONINGS}")
+        if self.image_size not in (64, 128, 256):
+            errors.append(f"gawwn.image_size: {self.image_size} is not 64, 128 or 256")
+        for name in ("gf_dim", "df_dim", "t_dim", "z_dim", "num_parts"):
+            if getattr(self, name) < 1:
+                errors.append(f"gawwn.{name} must be positive")
+        if not 0 <= self.cls_weight < 1:
+            errors.append("gawwn.cls_weight must be in [0, 1)")
         box = self.default_box
         if len(box) != 4 or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1):
             errors.append(f"gawwn.default_box: {list(box)} is not [x0, y0, x1, y1] with "
@@ -73,146 +91,311 @@ class GawwnConfig:
         return errors
 
 
-def box_mask(boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 1, size, size): the share of each grid cell that lies inside each box. ``boxes`` are
-    (B, 4) fractions (x0, y0, x1, y1) of the image."""
-    edges = torch.arange(size + 1, dtype=boxes.dtype, device=boxes.device) / size
-    lo, hi = edges[:-1], edges[1:]
+# ----------------------------------------------------------------------------- spatial transformer
+def box_theta(boxes: torch.Tensor) -> torch.Tensor:
+    """(B, 4) boxes (x0, y0, x1, y1) as fractions -> (B, 2, 3) affine maps from an output grid
+    to the box (the crop transform of the Lua loader: scale = box size, translation = box
+    centre, in [-1, 1] coordinates). The Lua loader works in 1-based integer pixels of the
+    150-pixel image; continuous fractions here (sub-pixel; docs/fidelity.md row 16)."""
+    x0, y0, x1, y1 = boxes.unbind(1)
+    theta = boxes.new_zeros(boxes.shape[0], 2, 3)
+    theta[:, 0, 0] = (x1 - x0).clamp(min=MIN_BOX)
+    theta[:, 1, 1] = (y1 - y0).clamp(min=MIN_BOX)
+    theta[:, 0, 2] = x0 + x1 - 1
+    theta[:, 1, 2] = y0 + y1 - 1
+    return theta
 
-    def coverage(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return ((torch.minimum(b[:, None], hi) - torch.maximum(a[:, None], lo)).clamp(min=0)
-                * size)
 
-    cover_x = coverage(boxes[:, 0], boxes[:, 2])
-    cover_y = coverage(boxes[:, 1], boxes[:, 3])
-    return (cover_y[:, :, None] * cover_x[:, None, :]).unsqueeze(1)
+def invert_box_theta(theta: torch.Tensor) -> torch.Tensor:
+    """The inverse of a scale-and-translate map (CropInvert.lua): pastes instead of crops."""
+    inv = torch.zeros_like(theta)
+    inv[:, 0, 0] = 1 / theta[:, 0, 0]
+    inv[:, 1, 1] = 1 / theta[:, 1, 1]
+    inv[:, 0, 2] = -theta[:, 0, 2] / theta[:, 0, 0]
+    inv[:, 1, 2] = -theta[:, 1, 2] / theta[:, 1, 1]
+    return inv
 
 
-def _replicate(t: torch.Tensor, size: int) -> torch.Tensor:
-    return t[:, :, None, None].expand(-1, -1, size, size)
+def warp(maps: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Bilinear sampling of ``maps`` at ``theta`` applied to a same-size output grid, zero
+    outside the input, corner pixels at ±1 (as Torch's BHWD spatial transformer)."""
+    grid = F.affine_grid(theta, list(maps.shape), align_corners=True)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def crop_box(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """The box region of each map, resized to the map's size."""
+    return warp(maps, box_theta(boxes))
+
+
+def paste_into_box(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Each map shrunk into its box, zero outside."""
+    return warp(maps, invert_box_theta(box_theta(boxes)))
+
+
+def keypoint_maps(parts: torch.Tensor, size: int = GRID) -> torch.Tensor:
+    """(B, P, 3) parts (x, y fractions, visible) -> (B, P, size, size) one-hot maps: a visible
+    part (visibility > 0.1) marks cell (round(y·size), round(x·size)), 1-based and clipped to
+    [1, size], as the Lua loader does."""
+    b, p, _ = parts.shape
+    col = (parts[..., 0] * size + 0.5).floor().clamp(1, size).long() - 1
+    row = (parts[..., 1] * size + 0.5).floor().clamp(1, size).long() - 1
+    maps = parts.new_zeros(b, p, size * size)
+    maps.scatter_(2, (row * size + col)[..., None], (parts[..., 2:3] > 0.1).to(parts.dtype))
+    return maps.view(b, p, size, size)
+
+
+# ----------------------------------------------------------------------------- layers
+def _conv(cin: int, cout: int, k: int, s: int = 1, p: int = 0) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, s, p)  # Torch's convs keep a (zero-initialised) bias
+
+
+def _deconv(cin: int, cout: int, k: int = 4, s: int = 2, p: int = 1) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, k, s, p)
+
+
+def _bn_relu(c: int) -> list[nn.Module]:
+    return [nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+
+
+def _bn_lrelu(c: int) -> list[nn.Module]:
+    return [nn.BatchNorm2d(c), nn.LeakyReLU(0.2, inplace=True)]
 
 
 def _steps(large: int, small: int) -> int:
     return int(math.log2(large // small))
 
 
-class Generator(nn.Module):
+def _output_head(cin: int, ngf: int, image_size: int, keypoints: bool) -> list[nn.Module]:
+    """Transposed convs from the 16×16 grid to the image: 2ngf@32 -> ngf@64 -> 3@128 (keypoint
+    G: from 4ngf), 32 channels before the last in the box G (as in the Lua code)."""
+    n = _steps(image_size, GRID)
+    chans = [cin] + ([ngf * 2, ngf] if keypoints else [ngf, 32])[: n - 1] + [3]
+    layers: list[nn.Module] = []
+    for k in range(n):
+        layers.append(_deconv(chans[k], chans[k + 1]))
+        layers += _bn_relu(chans[k + 1]) if k < n - 1 else [nn.Tanh()]
+    return layers
+
+
+def _image_trunk(image_size: int, ndf: int) -> nn.Sequential:
+    """D's image trunk to 2ndf@16: 4×4 s2 convs (ndf, ndf … without BN, the last one 2ndf with
+    BN), then 3×3 2ndf (imgGlobalD)."""
+    n = _steps(image_size, GRID)
+    layers: list[nn.Module] = [_conv(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+    for _ in range(n - 2):
+        layers += [_conv(ndf, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+    layers += [_conv(ndf, ndf * 2, 4, 2, 1), *_bn_lrelu(ndf * 2),
+               _conv(ndf * 2, ndf * 2, 3, 1, 1), *_bn_lrelu(ndf * 2)]
+    return nn.Sequential(*layers)
+
+
+def _head(ndf: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(ndf * 2, ndf), nn.BatchNorm1d(ndf), nn.LeakyReLU(0.2, inplace=True),
+                         nn.Linear(ndf, 1))
+
+
+def _tile(t: torch.Tensor, size: int) -> torch.Tensor:
+    return t[:, :, None, None].expand(-1, -1, size, size)
+
+
+# ----------------------------------------------------------------------------- box model
+class BoxGenerator(nn.Module):
     def __init__(self, cfg: GawwnConfig):
         super().__init__()
-        gf, m = cfg.gf_dim, cfg.grid_size
-        self.grid = m
-        self.text = nn.Sequential(nn.Linear(cfg.text_dim, cfg.t_dim), nn.LeakyReLU(0.2, inplace=True))
-        self.fc = nn.Sequential(nn.Linear(cfg.z_dim + cfg.t_dim, gf * 8 * 16, bias=False),
-                                nn.BatchNorm1d(gf * 8 * 16), nn.ReLU(inplace=True))
-        n_global = _steps(m, 4)
-        chans = [max(gf * 8 // 2 ** k, gf * 2) for k in range(n_global + 1)]
-        self.global_path = nn.Sequential(*[up_block(chans[k], chans[k + 1]) for k in range(n_global)])
-        self.local_path = nn.Sequential(
-            conv3x3(cfg.t_dim, gf * 2), nn.BatchNorm2d(gf * 2), nn.ReLU(inplace=True),
-            conv3x3(gf * 2, gf * 2), nn.BatchNorm2d(gf * 2), nn.ReLU(inplace=True))
-        n_up = _steps(cfg.image_size, m)
-        up = [chans[-1] + gf * 2] + [max(gf * 2 // 2 ** k, 4) for k in range(n_up)]
-        self.joint = nn.Sequential(*[up_block(up[k], up[k + 1]) for k in range(n_up)],
-                                   conv3x3(up[-1], 3), nn.Tanh())
-        init_weights(self)
+        g = cfg.gf_dim
+        self.text = nn.Linear(cfg.text_dim, g * 4)
+        self.global_text = nn.Sequential(_conv(g * 4, g * 4, 4, 2, 1), *_bn_relu(g * 4),
+                                         _conv(g * 4, g * 4, 4, 2, 1), *_bn_relu(g * 4),
+                                         _conv(g * 4, g * 4, 4), *_bn_relu(g * 4))
+        self.global_noise = nn.Sequential(nn.Linear(cfg.z_dim, g * 4), nn.ReLU(inplace=True))
+        self.global_up = nn.Sequential(_deconv(g * 8, g * 8, 4, 1, 0), *_bn_relu(g * 8),
+                                       _deconv(g * 8, g * 4), *_bn_relu(g * 4),
+                                       _deconv(g * 4, g * 2), *_bn_relu(g * 2))
+        self.local_noise = nn.Linear(cfg.z_dim, g * 4)
+        self.local_up = nn.Sequential(
+            BottleneckResidual(nn.Sequential(_deconv(g * 8, g * 8, 4, 1, 0), nn.BatchNorm2d(g * 8)),
+                               g * 2, g * 8, leaky=False, bias=True),
+            BottleneckResidual(nn.Sequential(_deconv(g * 8, g * 4), nn.BatchNorm2d(g * 4)),
+                               g, g * 4, leaky=False, bias=True),
+            _deconv(g * 4, g * 2), nn.BatchNorm2d(g * 2))
+        self.out = nn.Sequential(_deconv(g * 4, g * 2, 3, 1, 1), *_bn_relu(g * 2),
+                                 *_output_head(g * 2, g, cfg.image_size, keypoints=False))
+        init_weights(self, linears=False, zero_conv_bias=True)
 
-    def forward(self, embedding: torch.Tensor, noise: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    def forward(self, embedding: torch.Tensor, noise: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
         t = self.text(embedding)
-        h = self.fc(torch.cat([noise, t], 1)).view(noise.shape[0], -1, 4, 4)
-        mask = box_mask(boxes, self.grid)
-        local = self.local_path(_replicate(t, self.grid) * mask) * mask
-        return self.joint(torch.cat([self.global_path(h), local], 1))
+        where = paste_into_box(_tile(t, GRID), box)  # the text, warped into the box
+        glob = torch.cat([self.global_noise(noise), self.global_text(where).flatten(1)], 1)
+        glob = self.global_up(glob[:, :, None, None])
+        local = F.relu(torch.cat([self.local_noise(noise), t], 1))
+        local = F.relu(paste_into_box(self.local_up(local[:, :, None, None]), box))
+        return self.out(torch.cat([glob, local], 1))
 
 
-class Discriminator(nn.Module):
+class BoxDiscriminator(nn.Module):
     def __init__(self, cfg: GawwnConfig):
         super().__init__()
-        df, m, t = cfg.df_dim, cfg.grid_size, cfg.t_dim
-        self.grid = m
-        n_down = _steps(cfg.image_size, m)
-        chans = [df * 2 ** k for k in range(n_down)]
-        layers: list[nn.Module] = [down4x4(3, chans[0]), lrelu()]
-        for k in range(1, n_down):
-            layers += [down4x4(chans[k - 1], chans[k]), nn.BatchNorm2d(chans[k]), lrelu()]
-        self.encode = nn.Sequential(*layers)
-        feat = chans[-1]
-        self.text = nn.Sequential(nn.Linear(cfg.text_dim, t), nn.BatchNorm1d(t),
-                                  nn.LeakyReLU(0.2, inplace=True))
+        d, nt = cfg.df_dim, cfg.t_dim
+        self.image = _image_trunk(cfg.image_size, d)
+        self.text = nn.Sequential(nn.Linear(cfg.text_dim, nt), nn.LeakyReLU(0.2, inplace=True))
+        self.region_in = nn.Sequential(_conv(d * 2 + nt, d * 2, 3, 1, 1), *_bn_lrelu(d * 2))
+        self.region_out = nn.Sequential(_conv(d * 2, d * 2, 1), *_bn_lrelu(d * 2), _conv(d * 2, d, 1))
+        self.global_image = nn.Sequential(_conv(d * 2, d * 4, 4, 2, 1), *_bn_lrelu(d * 4),
+                                          _conv(d * 4, d * 8, 4, 2, 1), *_bn_lrelu(d * 8))
+        self.global_text = nn.Sequential(_conv(nt, d * 4, 4, 2, 1), *_bn_relu(d * 4),
+                                         _conv(d * 4, d, 4, 2, 1), *_bn_relu(d))
+        self.global_joint = nn.Sequential(_conv(d * 9, d * 4, 1), *_bn_lrelu(d * 4),
+                                          _conv(d * 4, d, 4), *_bn_lrelu(d))
+        self.head = _head(d)
+        init_weights(self, linears=False, zero_conv_bias=True)
 
-        def to_4x4(cin: int) -> nn.Sequential:
-            n = _steps(m, 4)
-            cs = [cin] + [df * 8] * n
-            mods: list[nn.Module] = []
-            for k in range(n):
-                mods += [down4x4(cs[k], cs[k + 1]), nn.BatchNorm2d(cs[k + 1]), lrelu()]
-            return nn.Sequential(*mods)
+    def forward(self, images: torch.Tensor, embedding: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+        # The Lua net runs its image trunk twice (one module in both pathways): same output.
+        features = self.image(images)
+        text = _tile(self.text(embedding), GRID)
+        region = crop_box(self.region_in(torch.cat([features, text], 1)), box)
+        region = F.leaky_relu(self.region_out(region).mean((2, 3)), 0.2)
+        glob = torch.cat([self.global_image(features), self.global_text(crop_box(text, box))], 1)
+        glob = self.global_joint(glob).flatten(1)
+        return self.head(torch.cat([region, glob], 1)).view(-1)
 
-        self.local_in = nn.Sequential(conv1x1(feat + t, feat), nn.BatchNorm2d(feat), lrelu())
-        self.local_down = to_4x4(feat)
-        self.global_down = to_4x4(feat)
-        self.global_join = nn.Sequential(conv1x1(df * 8 + t, df * 8), nn.BatchNorm2d(df * 8), lrelu())
-        self.logit = nn.Conv2d(df * 16, 1, 4, 1, 0)
-        init_weights(self)
 
-    def forward(self, images: torch.Tensor, embedding: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        feats = self.encode(images)
+# ----------------------------------------------------------------------------- keypoint model
+class KeypointGenerator(nn.Module):
+    def __init__(self, cfg: GawwnConfig):
+        super().__init__()
+        g, p = cfg.gf_dim, cfg.num_parts
+        self.noise = nn.Linear(cfg.z_dim, g * 4)
+        self.text = nn.Linear(cfg.text_dim, g * 4)
+        self.region_fc = nn.Sequential(nn.Linear(g * 8, g * 4), nn.BatchNorm1d(g * 4), nn.ReLU(inplace=True))
+        self.region_conv = nn.Sequential(_deconv(g * 4, g * 4, 3, 1, 1), *_bn_relu(g * 4))
+        self.global_fc = nn.Sequential(nn.Linear(g * 8, g * 4), nn.BatchNorm1d(g * 4), nn.ReLU(inplace=True))
+        self.global_parts = nn.Sequential(_conv(p, g, 4, 2, 1), *_bn_relu(g),
+                                          _conv(g, g * 2, 4, 2, 1), *_bn_relu(g * 2),
+                                          _conv(g * 2, g * 4, 4), *_bn_relu(g * 4))
+        self.global_up = nn.Sequential(_deconv(g * 8, g * 4, 4, 1, 0), *_bn_relu(g * 4),
+                                       _deconv(g * 4, g * 2), *_bn_relu(g * 2),
+                                       _deconv(g * 2, g), *_bn_relu(g))
+        self.joint = nn.Sequential(
+            _deconv(g * 5 + p, g * 4, 3, 1, 1), *_bn_relu(g * 4),
+            BottleneckResidual(nn.Sequential(_deconv(g * 4, g * 4, 3, 1, 1), nn.BatchNorm2d(g * 4)),
+                               g, g * 4, leaky=False, bias=True),
+            *_output_head(g * 4, g, cfg.image_size, keypoints=True))
+        init_weights(self, linears=False, zero_conv_bias=True)
+
+    def forward(self, embedding: torch.Tensor, noise: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+        maps = keypoint_maps(parts)
+        noise_text = F.relu(torch.cat([self.noise(noise), self.text(embedding)], 1))
+        gate = maps.sum(1, keepdim=True).clamp(0, 1)
+        region = self.region_conv(_tile(self.region_fc(noise_text), GRID) * gate)
+        glob = torch.cat([self.global_fc(noise_text), self.global_parts(maps).flatten(1)], 1)
+        glob = self.global_up(glob[:, :, None, None])
+        return self.joint(torch.cat([glob, region, maps], 1))
+
+
+class KeypointDiscriminator(nn.Module):
+    def __init__(self, cfg: GawwnConfig):
+        super().__init__()
+        d, nt, p = cfg.df_dim, cfg.t_dim, cfg.num_parts
+        self.image = _image_trunk(cfg.image_size, d)
+        self.text = nn.Sequential(nn.Linear(cfg.text_dim, nt), nn.LeakyReLU(0.2, inplace=True))
+        self.region_in = nn.Sequential(_conv(d * 2 + nt, d * 2, 3, 1, 1), *_bn_lrelu(d * 2))
+        self.region_out = nn.Sequential(_conv(d * 2 + p, d * 2, 1), *_bn_lrelu(d * 2), _conv(d * 2, d, 1))
+        self.global_image = nn.Sequential(_conv(d * 2, d * 4, 4, 2, 1), *_bn_lrelu(d * 4),
+                                          _conv(d * 4, d * 8, 4, 2, 1), *_bn_lrelu(d * 8))
+        self.global_joint = nn.Sequential(_conv(d * 8 + nt, d * 4, 1), *_bn_lrelu(d * 4),
+                                          _conv(d * 4, d, 4), *_bn_lrelu(d))
+        self.head = _head(d)
+        init_weights(self, linears=False, zero_conv_bias=True)
+
+    def forward(self, images: torch.Tensor, embedding: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+        maps = keypoint_maps(parts)
+        features = self.image(images)
         t = self.text(embedding)
-        mask = box_mask(boxes, self.grid)
-        local = self.local_in(torch.cat([feats, _replicate(t, self.grid)], 1)) * mask
-        local = self.local_down(local)
-        glob = self.global_down(feats)
-        glob = self.global_join(torch.cat([glob, _replicate(t, 4)], 1))
-        return self.logit(torch.cat([local, glob], 1)).view(-1)
+        gate = maps.sum(1, keepdim=True).clamp(0, 1)
+        region = self.region_in(torch.cat([features, _tile(t, GRID)], 1)) * gate
+        region = F.leaky_relu(self.region_out(torch.cat([region, maps], 1)).mean((2, 3)), 0.2)
+        glob = self.global_joint(torch.cat([self.global_image(features), _tile(t, 4)], 1)).flatten(1)
+        return self.head(torch.cat([region, glob], 1)).view(-1)
 
 
+def build_generator(cfg: GawwnConfig) -> nn.Module:
+    return BoxGenerator(cfg) if cfg.conditioning == "bbox" else KeypointGenerator(cfg)
+
+
+def build_discriminator(cfg: GawwnConfig) -> nn.Module:
+    return BoxDiscriminator(cfg) if cfg.conditioning == "bbox" else KeypointDiscriminator(cfg)
+
+
+# ----------------------------------------------------------------------------- model
 class GawwnModel(OneStageModel):
-    needs_boxes = True
-
     def __init__(self, cfg: GawwnConfig, optim: OptimConfig | None = None, seed: int = 0,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", wrong_pairs: str = "shuffled_text"):
         errors = cfg.validate()
+        if wrong_pairs not in ("shuffled_text", "other_class"):
+            errors.append(f"data.wrong_strategy {wrong_pairs!r}: GAWWN takes shuffled_text (the "
+                          "Lua code) or other_class")
         if errors:
             raise ValueError("; ".join(errors))
-        self.cfg = cfg
-        super().__init__(Generator(cfg), Discriminator(cfg), cfg.z_dim, optim or OptimConfig(),
-                         seed, device)
+        self.cfg, self.wrong_pairs = cfg, wrong_pairs
+        self.condition = "box" if cfg.conditioning == "bbox" else "parts"
+        self.conditions = (self.condition,)
+        super().__init__(build_generator(cfg), build_discriminator(cfg), cfg.z_dim,
+                         optim or OptimConfig(lr_decay_epochs=100), seed, device)
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         size = self.cfg.image_size
         real = batch["images"][size].to(self.device)
         emb = batch["embedding"].to(self.device)
-        boxes = batch["box"].to(self.device)
+        where = batch[self.condition].to(self.device)
         torch.manual_seed(step_seed(self.seed, step, self.micro_offset))
-        fake = self.netG(emb, torch.randn(emb.shape[0], self.cfg.z_dim, device=self.device), boxes)
+        if self.wrong_pairs == "shuffled_text":  # the same image and location, another's text
+            wrong_args = (real, emb[torch.randperm(emb.shape[0]).to(self.device)], where)
+        else:  # a deviation kept as an option: an image of another class with its own location
+            wrong_args = (batch["wrong_images"][size].to(self.device), emb,
+                          batch[f"wrong_{self.condition}"].to(self.device))
+        fake = self.netG(emb, torch.randn(emb.shape[0], self.cfg.z_dim, device=self.device), where)
 
         self.optD.zero_grad(set_to_none=True)
-        real_logits = self.netD(real, emb, boxes)
-        fake_logits = self.netD(fake.detach(), emb, boxes)
-        wrong_logits = self.netD(batch["wrong_images"][size].to(self.device), emb,
-                                 batch["wrong_box"].to(self.device))
-        loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits)
-        grad_d = self.update(self.netD, self.optD, loss_d)
-
         self.optG.zero_grad(set_to_none=True)
-        g_logits = self.netD(fake, emb, boxes)
-        loss_g = bce_real(g_logits)
-        grad_g = self.update(self.netG, self.optG, loss_g)
+        real_logits = self.netD(real, emb, where)
+        wrong_logits = self.netD(*wrong_args)
+        fake_logits = self.netD(fake, emb, where)  # not detached: G's loss reuses this output
+        loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits, self.cfg.cls_weight)
+        loss_g = bce_real(fake_logits)
+        # Both gradients come from this one forward pass, before either network steps. (The Lua
+        # code runs G's backward after D's Adam step, through the new D weights with the old
+        # activations; here both see the weights of the forward pass.)
+        loss_d.backward(inputs=list(self.netD.parameters()), retain_graph=True)
+        loss_g.backward(inputs=list(self.netG.parameters()))
+        grad_d = self.apply_gradients(self.netD, self.optD)
+        grad_g = self.apply_gradients(self.netG, self.optG)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "kl": 0.0,
                 "d_real": torch.sigmoid(real_logits).mean().item(),
                 "d_fake": torch.sigmoid(fake_logits).mean().item(),
                 "d_wrong": torch.sigmoid(wrong_logits).mean().item(),
                 "grad_norm_d": grad_d, "grad_norm_g": grad_g, **self.learning_rates()}
 
-    def default_boxes(self, batch: int) -> torch.Tensor:
-        return torch.tensor([list(self.cfg.default_box)], dtype=torch.float32).expand(batch, 4)
+    def default_condition(self, name: str) -> torch.Tensor:
+        """The location for a caption that comes without one (free text)."""
+        if name == "box":
+            return torch.tensor(list(self.cfg.default_box), dtype=torch.float32)
+        from harness.errors import UserError
+
+        raise UserError("the keypoint GAWWN draws where its 15 parts are: sample test captions "
+                        "(--split test), which carry their image's parts, not free text")
 
     @torch.no_grad()
     def generate(self, embedding: torch.Tensor, noise: torch.Tensor, *unused,
-                 boxes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        if boxes is None:
-            boxes = self.default_boxes(embedding.shape[0])
+                 box: torch.Tensor | None = None, parts: torch.Tensor | None = None
+                 ) -> dict[str, torch.Tensor]:
+        where = box if self.condition == "box" else parts
+        if where is None:
+            where = self.default_condition(self.condition).expand(embedding.shape[0], -1)
         return {"stage1": self.netG(embedding.to(self.device), noise.to(self.device),
-                                    boxes.to(self.device))}
+                                    where.to(self.device))}
 
 
-__all__ = ["GawwnConfig", "GawwnModel", "Generator", "Discriminator", "box_mask"]
+__all__ = ["GawwnConfig", "GawwnModel", "build_generator", "build_discriminator", "box_theta",
+           "invert_box_theta", "crop_box", "paste_into_box", "keypoint_maps"]

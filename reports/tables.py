@@ -62,6 +62,8 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
         if len({r.dataset for r in exp.runs.values()}) > 1:
             out["dataset"] = DATASET_NAMES[spec.dataset]
         out.update(row.columns)
+        if row.footnote and "model" in out:
+            out["model"] = f"{out['model']} ‡"
         per_metric = {label: _stat(frame, names, m, spread) for label, m, spread, _ in METRICS}
         stats[row.run] = {label: s["mean"] for label, s in per_metric.items()}
         is_stat = per_metric["IS"]

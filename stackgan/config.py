@@ -25,9 +25,14 @@ class ModelConfig:
     stage2_text: bool = True  # "text twice": Stage-II has its own text conditioning
     # Both code bases weight the KL term by 2.0; the paper's text says lambda = 1.
     kl_weight: float = 2.0
-    # The frozen Stage-I inside Stage-II: "eval" runs its BN on running statistics; the official
-    # PyTorch code leaves it in train mode ("train"), so batch statistics leak into samples.
-    stage1_bn_mode: str = "eval"
+    # The frozen Stage-I inside Stage-II: both official code bases run its BatchNorm in train
+    # mode (batch statistics, running statistics updated): TF builds it under phase=train,
+    # StackGAN-Pytorch never calls eval() on it. "eval" (running statistics, unchanged) is a
+    # deviation offered as an option (docs/fidelity.md).
+    stage1_bn_mode: str = "train"
+    # The G update's noise: "fresh" z and CA epsilon (TF: the G update is its own sess.run),
+    # or "reuse" the D step's fake images (StackGAN-Pytorch); "auto" follows the variant.
+    g_step_noise: str = "auto"
 
     def validate(self) -> list[str]:
         errors = []
@@ -43,6 +48,8 @@ class ModelConfig:
             errors.append("model.stage2_size must exceed model.stage1_size")
         if self.stage1_bn_mode not in ("eval", "train"):
             errors.append(f"model.stage1_bn_mode: {self.stage1_bn_mode!r} is not eval or train")
+        if self.g_step_noise not in ("auto", "fresh", "reuse"):
+            errors.append(f"model.g_step_noise: {self.g_step_noise!r} is not auto, fresh or reuse")
         for name in ("z_dim", "text_dim", "ca_dim", "gf_dim", "df_dim"):
             if getattr(self, name) < 1:
                 errors.append(f"model.{name} must be positive")
@@ -53,6 +60,12 @@ class ModelConfig:
     @property
     def output_size(self) -> int:
         return self.stage1_size if self.stage == 1 else self.stage2_size
+
+    @property
+    def fresh_g_noise(self) -> bool:
+        if self.g_step_noise == "auto":
+            return self.variant == "paper"
+        return self.g_step_noise == "fresh"
 
 
 @dataclass

@@ -26,6 +26,10 @@ from stackgan.networks import (
     stage2_discriminator,
 )
 
+# Added to the micro-batch index for the G update's own noise (the paper variant draws new z
+# and epsilon there): a stream no D micro-batch reaches.
+G_NOISE_STREAM = 1 << 40
+
 
 def step_seed(seed: int, step: int, micro: int) -> int:
     """A 63-bit seed for one micro-batch of one step (splitmix64 of the three)."""
@@ -52,7 +56,7 @@ def grad_norm(params) -> float:
 
 
 class StackGANModel:
-    needs_boxes = False  # conditioned on text alone (GAWWN also takes bounding boxes)
+    conditions: tuple[str, ...] = ()  # conditioned on text alone (GAWWN: "box" or "parts")
 
     def __init__(self, cfg: ModelConfig, optim: OptimConfig | None = None, seed: int = 0,
                  device: str | torch.device = "cpu", stage1_generator: Stage1Generator | None = None,
@@ -205,7 +209,12 @@ class StackGANModel:
         self.optD.step()
 
         self.optG.zero_grad(set_to_none=True)
-        for (_, emb, _), out in zip(chunks, outs, strict=True):
+        for k, ((_, emb, _), out) in enumerate(zip(chunks, outs, strict=True)):
+            if self.cfg.fresh_g_noise:  # TF: the G update samples its own z and epsilon
+                torch.manual_seed(step_seed(self.seed, step,
+                                            G_NOISE_STREAM + self.micro_offset * n_micro + k))
+                with self._autocast():
+                    out = self._generate(emb)
             with self._autocast():
                 fake_c, fake_u = self.netD(out.fake, self._condition(emb, out.mu))
                 kl = out.kl_module.kl(out.mu, out.log_scale) if out.log_scale is not None else \
@@ -228,11 +237,18 @@ class StackGANModel:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        return {"netG": self.netG.state_dict(), "netD": self.netD.state_dict(),
-                "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
-                "schedG": self.schedG.state_dict(), "schedD": self.schedD.state_dict()}
+        state = {"netG": self.netG.state_dict(), "netD": self.netD.state_dict(),
+                 "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
+                 "schedG": self.schedG.state_dict(), "schedD": self.schedD.state_dict()}
+        if self.stage1 is not None:
+            # Its BN running statistics move while Stage-II trains in train mode (as in both
+            # official code bases): the Stage-II checkpoint carries the Stage-I it ran with.
+            state["stage1G"] = self.stage1.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        if self.stage1 is not None and "stage1G" in state:
+            self.stage1.load_state_dict(state["stage1G"])
         self.netG.load_state_dict(state["netG"])
         self.netD.load_state_dict(state["netD"])
         self.optG.load_state_dict(state["optG"])

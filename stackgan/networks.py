@@ -3,7 +3,8 @@
 the number of up/down-sampling steps from the image sizes, so tiny CI networks run the same code.
 
 Discriminators return logits (the official PyTorch code ends in a sigmoid and uses BCELoss; the
-logits form computes the same loss stably).
+logits form computes the same loss stably: docs/fidelity.md row 6). BatchNorm is PyTorch's: the
+TF code updates its moving variance with the biased batch variance (row 1).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Stage1Generator(nn.Module):
             last = chans[-1]
         else:
             gf = cfg.gf_dim
+            # TF's FC has a bias; the BN after it cancels it (docs/fidelity.md row 2).
             self.fc = nn.Sequential(nn.Linear(cfg.ca_dim + cfg.z_dim, gf * 8 * 16, bias=False),
                                     nn.BatchNorm1d(gf * 8 * 16))
             node1 = BottleneckResidual(nn.Identity(), gf * 2, gf * 8, leaky=False)
@@ -60,7 +62,7 @@ class Stage1Generator(nn.Module):
             self.body = nn.Sequential(node1, node2, *ups, nn.Upsample(scale_factor=2, mode="nearest"))
             last = chans[-1]
         self.img = nn.Sequential(conv3x3(last, 3), nn.Tanh())
-        init_weights(self)
+        init_weights(self, truncated_convs=cfg.variant == "paper")
 
     def forward(self, embedding: torch.Tensor, noise: torch.Tensor, ca_eps: torch.Tensor | None = None):
         c, mu, log_scale = self.ca(embedding, ca_eps)
@@ -85,33 +87,43 @@ def pytorch_image_encoder(size: int, df: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def paper_image_encoder(size: int, df: int) -> BottleneckResidual:
+def paper_image_encoder(size: int, df: int, act_after_4df: bool = True) -> BottleneckResidual:
     """TF: stride-2 convs to 4×4, 1×1 convs down to 8·df (the last one BN without activation),
-    plus a 1×1-3×3-3×3 residual branch, then LeakyReLU."""
+    plus a 1×1-3×3-3×3 residual branch, then LeakyReLU.
+
+    ``act_after_4df=False``: the TF Stage-I D (stageI/model.py ``d_encode_image``) has no
+    activation after the BN of its 4·df conv (conv 4·df, BN, then straight into conv 8·df), and
+    Reed's GAN-INT-CLS D (main_cls_int.lua) has the same gap; the TF Stage-II D
+    (``hr_d_encode_image``) activates after every BN but the last."""
     n = _steps(size)
     chans = [df * 2 ** k for k in range(n)]
     layers: list[nn.Module] = [down4x4(3, chans[0]), lrelu()]
     for k in range(1, n):
-        layers += [down4x4(chans[k - 1], chans[k]), nn.BatchNorm2d(chans[k]), lrelu()]
+        layers += [down4x4(chans[k - 1], chans[k]), nn.BatchNorm2d(chans[k])]
+        if act_after_4df or chans[k] != df * 4:
+            layers.append(lrelu())
     c = chans[-1]
     while c > df * 8:
         layers += [conv1x1(c, c // 2), nn.BatchNorm2d(c // 2), lrelu()]
         c //= 2
     if c < df * 8:  # tiny sizes: widen to 8·df
         layers += [conv1x1(c, df * 8), nn.BatchNorm2d(df * 8), lrelu()]
-    layers = layers[:-1]  # the main path ends in BN, as in the TF code
+    if isinstance(layers[-1], nn.LeakyReLU):  # the main path ends in BN, as in the TF code
+        layers = layers[:-1]
     return BottleneckResidual(nn.Sequential(*layers), df * 2, df * 8, leaky=True)
 
 
 class ConditionalLogits(nn.Module):
-    """Joint conv on image code ⊕ tiled condition, then a 4×4 conv to one logit."""
+    """Joint conv on image code ⊕ tiled condition, then a 4×4 conv to one logit. ``out_bias``:
+    StackGAN-Pytorch's last conv has a bias; the TF convs have none (custom_conv2d leaves it
+    commented out) and Reed's Lua code zeroes every conv bias before each update."""
 
-    def __init__(self, df: int, cond_dim: int, kernel: int):
+    def __init__(self, df: int, cond_dim: int, kernel: int, out_bias: bool = True):
         super().__init__()
         self.cond_dim = cond_dim
         joint = conv3x3(df * 8 + cond_dim, df * 8) if kernel == 3 else conv1x1(df * 8 + cond_dim, df * 8)
         self.joint = nn.Sequential(joint, nn.BatchNorm2d(df * 8), lrelu())
-        self.out = nn.Conv2d(df * 8, 1, 4, 4)
+        self.out = nn.Conv2d(df * 8, 1, 4, 4, bias=out_bias)
 
     def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         c = cond.view(-1, self.cond_dim, 1, 1).expand(-1, -1, h.shape[2], h.shape[3])
@@ -125,7 +137,7 @@ class Discriminator(nn.Module):
     takes G's conditioning mean mu, detached, as given by the train step.
     """
 
-    def __init__(self, cfg: ModelConfig, size: int, unconditional_head: bool):
+    def __init__(self, cfg: ModelConfig, size: int, unconditional_head: bool, stage: int = 1):
         super().__init__()
         self.cfg = cfg
         df = cfg.df_dim
@@ -134,11 +146,11 @@ class Discriminator(nn.Module):
             self.text = None
             self.cond_logits = ConditionalLogits(df, cfg.ca_dim, kernel=3)
         else:
-            self.encode = paper_image_encoder(size, df)
+            self.encode = paper_image_encoder(size, df, act_after_4df=stage == 2)
             self.text = nn.Sequential(nn.Linear(cfg.text_dim, cfg.ca_dim), nn.LeakyReLU(0.2))
-            self.cond_logits = ConditionalLogits(df, cfg.ca_dim, kernel=1)
+            self.cond_logits = ConditionalLogits(df, cfg.ca_dim, kernel=1, out_bias=False)
         self.uncond_logits = nn.Conv2d(df * 8, 1, 4, 4) if unconditional_head else None
-        init_weights(self)
+        init_weights(self, truncated_convs=cfg.variant == "paper")
 
     def forward(self, images: torch.Tensor, cond: torch.Tensor):
         """Returns (conditional logits, unconditional logits or None), each of shape (B,)."""
@@ -153,7 +165,7 @@ def stage1_discriminator(cfg: ModelConfig) -> Discriminator:
 
 
 def stage2_discriminator(cfg: ModelConfig) -> Discriminator:
-    return Discriminator(cfg, cfg.stage2_size, unconditional_head=cfg.variant == "pytorch")
+    return Discriminator(cfg, cfg.stage2_size, unconditional_head=cfg.variant == "pytorch", stage=2)
 
 
 # ----------------------------------------------------------------------------- Stage-II G
@@ -184,7 +196,7 @@ class Stage2Generator(nn.Module):
         chans = [ngf * 4 // 2 ** k for k in range(n_up + 1)]
         self.ups = nn.Sequential(*[up_block(chans[k], chans[k + 1]) for k in range(n_up)])
         self.img = nn.Sequential(conv3x3(chans[-1], 3), nn.Tanh())
-        init_weights(self)
+        init_weights(self, truncated_convs=cfg.variant == "paper")
 
     def forward(self, stage1_image: torch.Tensor, embedding: torch.Tensor,
                 ca_eps: torch.Tensor | None = None):

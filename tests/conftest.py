@@ -54,3 +54,21 @@ def smoke_config(root, runs_dir, *overrides, preset="smoke_stage1"):
 
     return load_config(preset, [f"data.root={root}", f"runs_dir={runs_dir}",
                                 "tracking.enabled=false", "data.check=false", *overrides])
+
+
+@pytest.fixture(scope="session")
+def classifier_ckpt(tmp_path_factory):
+    """An untrained small dataset classifier (5 classes, 64-d pooled features) in its format."""
+    from dataclasses import asdict
+
+    import torch
+
+    from harness.eval.classifier import FORMAT, ClassifierOptions, SmallClassifier
+    from harness.serialization import save_torch_atomic
+
+    torch.manual_seed(0)
+    model = SmallClassifier(5, width=8)
+    path = tmp_path_factory.mktemp("clf") / "classifier.pt"
+    save_torch_atomic({"format": FORMAT, "options": asdict(ClassifierOptions(width=8)),
+                       "classes": [1, 2, 3, 4, 5], "metrics": {}, "state": model.state_dict()}, path)
+    return path

@@ -80,3 +80,20 @@ def test_image_cache_is_exact(synth_copy):
             assert all(torch.equal(a["images"][s], b["images"][s]) for s in (64, 128))
             assert all(torch.equal(a["wrong_images"][s], b["wrong_images"][s]) for s in (64, 128))
     assert len(cached._cache) >= 2 and not plain._cache
+
+
+def test_torch7_scale_matches_a_hand_computation():
+    import numpy as np
+
+    from harness.data.transforms import torch7_scale
+
+    # Shrinking 6 -> 4 pixels (scale 1.5): each output averages its 1.5-pixel span, edge pixels
+    # weighted by the fraction covered (torch/image scaleLinear_rowcol).
+    row = np.array([[[0], [30], [60], [90], [120], [150]]], dtype=np.uint8)  # 1 × 6 × 1
+    out = torch7_scale(row, 1, 4)[0, :, 0]
+    expected = [(0 + 0.5 * 30) / 1.5, (0.5 * 30 + 60) / 1.5, (90 + 0.5 * 120) / 1.5,
+                (0.5 * 120 + 150) / 1.5]
+    assert out.tolist() == [round(v) for v in expected]
+    # Enlarging 3 -> 5: linear with both end pixels aligned.
+    col = np.array([[[0]], [[100]], [[200]]], dtype=np.uint8)  # 3 × 1 × 1
+    assert torch7_scale(col, 5, 1)[:, 0, 0].tolist() == [0, 50, 100, 150, 200]

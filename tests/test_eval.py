@@ -1,5 +1,4 @@
 import math
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 
 from harness.errors import UserError
 from harness.eval import inception_weights as iw
-from harness.eval.classifier import FORMAT, ClassifierOptions, SmallClassifier, load_classifier, prepare
+from harness.eval.classifier import ClassifierOptions, load_classifier, prepare
 from harness.eval.engine import EvalSettings, evaluate_sets, real_cache_name
 from harness.serialization import save_torch_atomic
 
@@ -31,16 +30,6 @@ def _images(n, seed, size=32, shift=0):
     g = torch.Generator().manual_seed(seed)
     base = torch.randint(0, 200, (n, 3, size, size), generator=g)
     return (base + shift).clamp(0, 255).to(torch.uint8)
-
-
-@pytest.fixture(scope="module")
-def classifier_ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    model = SmallClassifier(5, width=8)  # pooled features: 64-dimensional
-    path = tmp_path_factory.mktemp("clf") / "classifier.pt"
-    save_torch_atomic({"format": FORMAT, "options": asdict(ClassifierOptions(width=8)),
-                       "classes": [1, 2, 3, 4, 5], "metrics": {}, "state": model.state_dict()}, path)
-    return path
 
 
 def _settings(ckpt, tmp_path, **kw):

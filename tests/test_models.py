@@ -79,10 +79,10 @@ def test_paper_variant_layers_follow_the_tensorflow_code():
                     "body.2": (2, 256, 16, 16), "body.3": (2, 128, 32, 32), "img": (2, 3, 64, 64)}
     d1 = stage1_discriminator(cfg)
     seen = _shapes(d1, torch.randn(2, 3, 64, 64), torch.randn(2, 1024),
-                   names=["encode.main.0", "encode.main.2", "encode.main.5", "encode.main.8",
+                   names=["encode.main.0", "encode.main.2", "encode.main.5", "encode.main.7",
                           "encode.branch.0", "encode", "text", "cond_logits.joint"])
     assert seen == {"encode.main.0": (2, 64, 32, 32), "encode.main.2": (2, 128, 16, 16),
-                    "encode.main.5": (2, 256, 8, 8), "encode.main.8": (2, 512, 4, 4),
+                    "encode.main.5": (2, 256, 8, 8), "encode.main.7": (2, 512, 4, 4),
                     "encode.branch.0": (2, 128, 4, 4), "encode": (2, 512, 4, 4),
                     "text": (2, 128), "cond_logits.joint": (2, 512, 4, 4)}
     assert isinstance(dict(d1.named_modules())["cond_logits.joint.0"], torch.nn.Conv2d)
@@ -101,6 +101,30 @@ def test_paper_variant_layers_follow_the_tensorflow_code():
     assert [seen[n][1:] for n in names] == [(64, 128, 128), (128, 64, 64), (256, 32, 32),
                                             (512, 16, 16), (1024, 8, 8), (2048, 4, 4),
                                             (1024, 4, 4), (512, 4, 4)]
+
+
+def _kinds(seq) -> list[str]:
+    names = {torch.nn.Conv2d: "conv", torch.nn.BatchNorm2d: "bn", torch.nn.LeakyReLU: "lrelu"}
+    return [names[type(m)] for m in seq]
+
+
+def test_paper_discriminators_follow_the_tensorflow_layer_sequences():
+    cfg = ModelConfig(variant="paper", stage=2)
+    d1, d2 = stage1_discriminator(cfg), stage2_discriminator(cfg)
+    # stageI/model.py d_encode_image: conv 64, lrelu; conv 128, BN, lrelu; conv 256, BN and no
+    # activation; conv 512, BN (then the residual branch and a final lrelu).
+    assert _kinds(d1.encode.main) == ["conv", "lrelu", "conv", "bn", "lrelu", "conv", "bn", "conv", "bn"]
+    # stageII/model.py hr_d_encode_image: an activation after every BN but the last.
+    assert _kinds(d2.encode.main) == (
+        ["conv", "lrelu"] + ["conv", "bn", "lrelu"] * 5 + ["conv", "bn", "lrelu", "conv", "bn"])
+    # The TF convs have no bias (custom_conv2d); StackGAN-Pytorch's last D conv has one.
+    for net in (d1, d2, Stage1Generator(cfg)):
+        assert all(m.bias is None for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    pytorch = stage1_discriminator(ModelConfig(variant="pytorch"))
+    assert pytorch.cond_logits.out.bias is not None
+    # TF draws conv weights from a normal truncated at two standard deviations.
+    weights = torch.cat([m.weight.flatten() for m in d2.modules() if isinstance(m, torch.nn.Conv2d)])
+    assert weights.abs().max() <= 0.04 and weights.std().item() == pytest.approx(0.0176, rel=0.03)
 
 
 def _softplus(x):
@@ -171,6 +195,49 @@ def test_training_steps_are_finite_and_change_weights(variant):
     assert any(not torch.equal(before_d[k], v) for k, v in model.netD.state_dict().items())
 
 
+@pytest.mark.parametrize("preset", ["birds_stage2", "flowers_stage2", "coco_stage2",
+                                    "birds_stage2_pytorch", "quick_stage2", "small_stage2"])
+def test_every_stage2_preset_runs_stage1_in_bn_train_mode(preset):
+    from harness.config.load import load_config
+
+    cfg = load_config(preset)
+    assert cfg.model.stage1_bn_mode == "train"
+    small = ModelConfig(**{**vars(cfg.model), **TINY, "stage2_size": 128})
+    model = StackGANModel(small, stage1_generator=Stage1Generator(ModelConfig(**{**vars(small), "stage": 1})))
+    model.train()
+    assert model.stage1.training and all(m.training for m in model.stage1.modules())
+    model.eval()
+    assert not model.stage1.training
+
+
+@pytest.mark.parametrize("variant, fresh", [("paper", True), ("pytorch", False)])
+def test_the_g_update_draws_new_noise_in_the_paper_variant(monkeypatch, variant, fresh):
+    """TF runs the G update as its own sess.run (new z and epsilon); StackGAN-Pytorch reuses the
+    D step's fake images."""
+    torch.manual_seed(0)
+    model = StackGANModel(ModelConfig(variant=variant, stage=1, **TINY))
+    calls = []
+    forward = model.netG.forward
+
+    def spy(embedding, noise, ca_eps=None):
+        calls.append(noise.clone())
+        return forward(embedding, noise, ca_eps)
+
+    monkeypatch.setattr(model.netG, "forward", spy)
+    model.train_step(_batch(64), 0)
+    assert len(calls) == (2 if fresh else 1)
+    if fresh:
+        assert not torch.equal(calls[0], calls[1])
+    # The switch restores the other behaviour: the same weights and batch, another G update.
+    results = {}
+    for mode in ("fresh", "reuse"):
+        torch.manual_seed(0)
+        other = StackGANModel(ModelConfig(variant=variant, stage=1, g_step_noise=mode, **TINY))
+        results[mode] = other.train_step(_batch(64), 0)
+    assert results["fresh"]["loss_d"] == results["reuse"]["loss_d"]
+    assert results["fresh"]["loss_g"] != results["reuse"]["loss_g"]
+
+
 @pytest.mark.parametrize("bn_mode", ["eval", "train"])
 def test_stage1_stays_frozen_during_stage2(bn_mode):
     cfg1 = ModelConfig(variant="pytorch", stage=1, **TINY)
@@ -186,6 +253,12 @@ def test_stage1_stays_frozen_during_stage2(bn_mode):
     running_stats_same = all(torch.equal(buffers[k], v) for k, v in stage1.named_buffers())
     # eval: BN uses (and keeps) running statistics; train (the official code's mode) updates them.
     assert running_stats_same == (bn_mode == "eval")
+    # So the Stage-II checkpoint carries the Stage-I it ran with, and restores it.
+    state = model.state_dict()
+    assert all(torch.equal(state["stage1G"][k], v) for k, v in stage1.state_dict().items())
+    fresh = StackGANModel(cfg2, stage1_generator=StackGANModel(cfg1).netG)
+    fresh.load_state_dict(state)
+    assert all(torch.equal(fresh.stage1.state_dict()[k], v) for k, v in stage1.state_dict().items())
 
 
 def test_kl_weight_enters_the_generator_loss():

@@ -123,10 +123,21 @@ def validate(cfg: RunConfig) -> None:
     if cfg.family == "stackgan":
         errors = cfg.model.validate()
     else:
-        errors = (cfg.gawwn.validate() if cfg.family == "gawwn"
-                  else [f"baseline.{e}" for e in cfg.baseline.validate()])
+        errors = cfg.gawwn.validate() if cfg.family == "gawwn" else cfg.baseline.validate()
         if cfg.optim.grad_accumulation != 1:
             errors.append(f"optim.grad_accumulation: the {cfg.family} step has no micro-batches")
+    from harness.data.dataset import TEXT_STRATEGIES, WRONG_STRATEGIES
+    from harness.data.transforms import PREPROCESSING
+
+    data = cfg.data
+    for key, value, allowed in (("preprocessing", data.preprocessing, PREPROCESSING),
+                                ("text_strategy", data.text_strategy, tuple(TEXT_STRATEGIES)),
+                                ("wrong_strategy", data.wrong_strategy, WRONG_STRATEGIES)):
+        if value not in allowed:
+            errors.append(f"data.{key}: {value!r} is not one of {allowed}")
+    if cfg.family == "gawwn" and data.wrong_strategy not in ("shuffled_text", "other_class"):
+        errors.append(f"data.wrong_strategy: GAWWN takes shuffled_text (the Lua code) or "
+                      f"other_class, not {data.wrong_strategy!r}")
     if errors:
         raise UserError("; ".join(errors))
 

@@ -14,9 +14,13 @@ from stackgan.config import ModelConfig, OptimConfig
 class DataConfig:
     root: str = "data/synthbirds"
     layout: str | None = None  # cub | oxford102 | coco; detected when null
-    preprocessing: str = "paper"  # paper (TF) | pytorch
-    text_strategy: str = "mean4"  # mean4 (TF) | one (PyTorch)
-    wrong_strategy: str = "other_class"  # other_class (TF) | in_batch (PyTorch)
+    preprocessing: str = "paper"  # paper (TF) | pytorch | torch7 (Reed's Lua code)
+    load_size: int | None = None  # the square images are resized to; null: size·76/64
+    # mean4 (TF) | one (PyTorch) | mean4_replace (GAN-INT-CLS) | mean3 (GAN-CLS COCO) |
+    # mean4_holdout1 (GAWWN): see harness/data/dataset.py
+    text_strategy: str = "mean4"
+    # other_class (TF, Reed) | in_batch (PyTorch) | shuffled_text (GAWWN) | none
+    wrong_strategy: str = "other_class"
     use_bbox: bool = True
     preresized: str = "auto"
     embeddings_file: str = "char-CNN-RNN-embeddings.pickle"

@@ -36,6 +36,7 @@ class DatasetIndex:
     caption_paths: list[Path] | None = None  # one text file of captions per image (CUB/Oxford)
     inline_captions: list[list[str]] | None = None  # captions held in memory (COCO)
     bboxes: np.ndarray | None = None  # (N, 4) x, y, w, h
+    parts: np.ndarray | None = None  # (N, 15, 3) x, y, visible: CUB's part locations, on demand
     captions_per_image: int = 10
     split_dir: Path | None = None
     _caption_cache: dict[int, list[str]] = field(default_factory=dict, repr=False)
@@ -80,6 +81,20 @@ class DatasetIndex:
                             f"({len(self)}, captions, dim) to match {len(self)} filenames")
         return arr
 
+    def load_parts(self) -> np.ndarray:
+        """(N, 15, 3) part locations (x, y, visible), read once."""
+        if self.parts is None:
+            if self.layout != "cub":
+                raise UserError(f"{self.root}: a {self.layout} dataset has no part locations "
+                                "(the keypoint GAWWN needs CUB's parts/part_locs.txt)")
+            by_key = load_cub_parts(self.root)
+            missing = [k for k in self.keys if k not in by_key]
+            if missing:
+                raise UserError(f"{self.root / 'CUB_200_2011/parts/part_locs.txt'}: no parts for "
+                                f"{len(missing)} images, e.g. {missing[0]}")
+            self.parts = np.stack([by_key[k] for k in self.keys])
+        return self.parts
+
     def load_preresized(self, size: int) -> np.ndarray | None:
         path = (self.split_dir or self.root / self.split) / PRERESIZED_FILES[size]
         if not path.exists():
@@ -121,6 +136,31 @@ def load_cub_bboxes(root: Path) -> dict[str, np.ndarray]:
         except ValueError as exc:
             raise UserError(f"{cub / 'bounding_boxes.txt'}: bad box for image {image_id}") from exc
     return boxes
+
+
+CUB_NUM_PARTS = 15
+
+
+def load_cub_parts(root: Path) -> dict[str, np.ndarray]:
+    """image key -> (15, 3) part locations (x, y, visible) from CUB_200_2011/parts/part_locs.txt
+    (``<image_id> <part_id> <x> <y> <visible>``), joined to images.txt."""
+    cub = root / "CUB_200_2011"
+    path = cub / "parts" / "part_locs.txt"
+    if not path.exists():
+        raise UserError(f"{path}: missing; the keypoint GAWWN needs CUB's part locations")
+    images = {r[0]: r[1].rsplit(".", 1)[0] for r in _read_table(cub / "images.txt", 2)}
+    parts: dict[str, np.ndarray] = {}
+    for n, row in enumerate(_read_table(path, 5), 1):
+        key = images.get(row[0])
+        try:
+            part = int(row[1])
+            values = [float(v) for v in row[2:5]]
+        except ValueError:
+            raise UserError(f"{path}:{n}: expected <image_id> <part_id> <x> <y> <visible>") from None
+        if key is None or not 1 <= part <= CUB_NUM_PARTS:
+            raise UserError(f"{path}:{n}: unknown image id {row[0]} or part id {row[1]}")
+        parts.setdefault(key, np.zeros((CUB_NUM_PARTS, 3)))[part - 1] = values
+    return parts
 
 
 def _split_files(root: Path, split: str) -> tuple[Path, list[str], np.ndarray]:

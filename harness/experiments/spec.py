@@ -31,6 +31,7 @@ class Row:
     run: str
     columns: dict  # the table's descriptive columns (model, ca, text_twice, ...)
     paper: dict  # metric -> {mean, std, confirmed}
+    footnote: str | None = None  # what a reader must know about the row (shown under the table)
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,11 @@ def load_experiment(name_or_path: str) -> Experiment:
             _check_keys(f"{where}.paper.{metric}", value, {"mean", "std", "confirmed"})
             if value["confirmed"] not in ("none", "mean", "all"):
                 raise UserError(f"{where}.paper.{metric}.confirmed: none, mean or all")
-        columns = {k: v for k, v in row.items() if k not in ("run", "paper")}
-        rows.append(Row(row["run"], columns, row["paper"]))
+        footnote = row.get("footnote")
+        if footnote is not None and not isinstance(footnote, str):
+            raise UserError(f"{where}.footnote: expected text")
+        columns = {k: v for k, v in row.items() if k not in ("run", "paper", "footnote")}
+        rows.append(Row(row["run"], columns, row["paper"], footnote))
     claims = []
     for n, claim in enumerate(data.get("claims") or []):
         where = f"{path}: claims[{n}]"

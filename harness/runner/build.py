@@ -24,6 +24,12 @@ def family_section(cfg: RunConfig):
     return {"stackgan": cfg.model, "gan_int_cls": cfg.baseline, "gawwn": cfg.gawwn}[cfg.family]
 
 
+def variant_of(cfg: RunConfig) -> str:
+    """The family's variant: StackGAN paper|pytorch, GAN-INT-CLS's four, GAWWN bbox|keypoints."""
+    return {"stackgan": cfg.model.variant, "gan_int_cls": cfg.baseline.variant,
+            "gawwn": cfg.gawwn.conditioning}[cfg.family]
+
+
 def image_size(cfg: RunConfig) -> int:
     return cfg.model.output_size if cfg.family == "stackgan" else family_section(cfg).image_size
 
@@ -32,15 +38,28 @@ def z_dim(cfg: RunConfig) -> int:
     return family_section(cfg).z_dim
 
 
+def conditions_of(cfg: RunConfig) -> tuple[str, ...]:
+    """What a run's model takes besides text and noise, by the batch keys that carry it."""
+    if cfg.family != "gawwn":
+        return ()
+    return ("box",) if cfg.gawwn.conditioning == "bbox" else ("parts",)
+
+
+def model_conditions(model) -> tuple[str, ...]:
+    return tuple(getattr(model, "conditions", ()))
+
+
 def data_options(cfg: RunConfig, split: str = "train", augment: bool = True) -> DataOptions:
     sizes = (image_size(cfg),)
+    conditions = conditions_of(cfg)
     return DataOptions(
         root=cfg.data.root, split=split, layout=cfg.data.layout, image_sizes=sizes,
-        preprocessing=cfg.data.preprocessing, text_strategy=cfg.data.text_strategy,
+        preprocessing=cfg.data.preprocessing, load_size=cfg.data.load_size,
+        text_strategy=cfg.data.text_strategy,
         wrong_strategy=cfg.data.wrong_strategy if augment else "none", augment=augment,
         use_bbox=cfg.data.use_bbox, preresized=cfg.data.preresized,
         embeddings_file=cfg.data.embeddings_file, cache_images=cfg.data.cache_images,
-        with_boxes=cfg.family == "gawwn")
+        with_boxes="box" in conditions, with_parts="parts" in conditions)
 
 
 def build_dataset(cfg: RunConfig, split: str = "train", augment: bool = True) -> TextImageDataset:
@@ -80,7 +99,19 @@ def load_stage1_generator(cfg: RunConfig) -> tuple[Stage1Generator, Path]:
     return gen, ckpt_path
 
 
-def build_model(cfg: RunConfig, device: torch.device):
+def stage1_generator_from_state(cfg: RunConfig, state: dict) -> Stage1Generator:
+    """The Stage-I a Stage-II checkpoint carries (its architecture follows the Stage-II config,
+    which must agree with Stage-I on every key that shapes it)."""
+    from dataclasses import asdict
+
+    gen = Stage1Generator(ModelConfig(**{**asdict(cfg.model), "stage": 1}))
+    gen.load_state_dict(state)
+    return gen
+
+
+def build_model(cfg: RunConfig, device: torch.device, stage1_state: dict | None = None):
+    """``stage1_state``: a Stage-II's frozen Stage-I from its own checkpoint, instead of loading
+    the run that ``train.stage1_run`` names."""
     if cfg.family == "gan_int_cls":
         from baselines.gan_int_cls import GanIntClsModel
 
@@ -88,8 +119,12 @@ def build_model(cfg: RunConfig, device: torch.device):
     if cfg.family == "gawwn":
         from baselines.gawwn import GawwnModel
 
-        return GawwnModel(cfg.gawwn, cfg.optim, seed=cfg.train.seed, device=device)
-    stage1 = load_stage1_generator(cfg)[0] if cfg.model.stage == 2 else None
+        return GawwnModel(cfg.gawwn, cfg.optim, seed=cfg.train.seed, device=device,
+                          wrong_pairs=cfg.data.wrong_strategy)
+    stage1 = None
+    if cfg.model.stage == 2:
+        stage1 = (stage1_generator_from_state(cfg, stage1_state) if stage1_state is not None
+                  else load_stage1_generator(cfg)[0])
     return StackGANModel(cfg.model, cfg.optim, seed=cfg.train.seed, device=device,
                          stage1_generator=stage1,
                          wrong_in_batch=cfg.data.wrong_strategy == "in_batch",
@@ -104,7 +139,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
     cfg = from_yaml_file(run_dir / "config.yaml")
     ckpt_path = Path(checkpoint) if checkpoint else find_run_checkpoint(run_dir)
     state = load_checkpoint(ckpt_path)
-    model = build_model(cfg, torch.device(device))
+    model = build_model(cfg, torch.device(device), stage1_state=state["model"].get("stage1G"))
     model.load_state_dict(state["model"])
     model.eval()
     return cfg, model, state

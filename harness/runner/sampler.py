@@ -3,6 +3,8 @@
 Each element is ``(dataset index, sample seed)``: the sample seed fixes the sample's augmentation
 and caption choice. With ``world_size`` > 1, rank r gets the r-th contiguous slice of every global
 batch, matching a single process that splits the same batch into micro-batches with ``chunk``.
+Every model's epoch is a permutation of the images; Reed's Lua loaders draw each step's samples
+at random with replacement (GAN-INT-CLS: a class first): docs/fidelity.md rows 9 and 14.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ def synthetic_batch(cfg: RunConfig, batch_size: int | None = None) -> dict:
         corner = torch.rand(b, 2, generator=gen) * 0.4
         batch["box"] = torch.cat([corner, corner + 0.5], 1)
         batch["wrong_box"] = batch["box"].flip(0)
+        batch["parts"] = torch.rand(b, cfg.gawwn.num_parts, 3, generator=gen)
+        batch["wrong_parts"] = batch["parts"].flip(0)
     return batch
 
 
@@ -59,11 +61,10 @@ def summarize(cfg: RunConfig, with_flops: bool = True) -> dict:
     if getattr(model, "stage1", None) is not None:
         nets["stage1_generator (frozen)"] = count(model.stage1)
         nets["generator"]["with_frozen_stage1"] = nets["generator"]["total"] + count(model.stage1)["total"]
-    from harness.runner.build import image_size
+    from harness.runner.build import image_size, variant_of
 
     stackgan = cfg.family == "stackgan"
-    out = {"config": cfg.name, "family": cfg.family,
-           "variant": cfg.model.variant if stackgan else cfg.baseline.variant,
+    out = {"config": cfg.name, "family": cfg.family, "variant": variant_of(cfg),
            "stage": cfg.model.stage if stackgan else 1,
            "output_size": image_size(cfg), "batch_size": cfg.data.batch_size,
            "networks": nets}

@@ -26,7 +26,14 @@ from harness.data.check import check_dataset
 from harness.data.sources import dataset_fingerprint
 from harness.errors import UserError
 from harness.runner import distributed as ddp
-from harness.runner.build import build_dataset, build_model, load_stage1_generator, z_dim
+from harness.runner.build import (
+    build_dataset,
+    build_model,
+    load_stage1_generator,
+    model_conditions,
+    variant_of,
+    z_dim,
+)
 from harness.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
 from harness.runner.sampler import ResumableBatchSampler
 from harness.runner.seeding import (
@@ -79,18 +86,20 @@ class RunResult:
     final_stats: dict
 
 
-def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int):
-    """First captions of ``count`` images spread over the split (so, over its classes), their
-    boxes where the model is conditioned on them, and fixed noise."""
+def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int, names: tuple[str, ...]):
+    """First captions of ``count`` images spread over the split (so, over its classes), the
+    conditions the model takes besides text (``names``: its box, its part locations), and fixed
+    noise."""
     count = min(count, len(dataset))
     picks = torch.linspace(0, len(dataset) - 1, count).round().long().tolist()
     emb = torch.stack([torch.from_numpy(dataset.embeddings[i, 0]) for i in picks])
     noise = torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
     conditions = {}
-    if dataset.options.with_boxes:
+    if names:
         # A private generator: drawing from the global one would shift the run's random stream.
         gen = torch.Generator().manual_seed(seed)
-        conditions["boxes"] = torch.stack([dataset.images_and_box(i, gen)[1] for i in picks])
+        found = [dataset.images_and_conditions(i, gen)[1] for i in picks]
+        conditions = {name: torch.stack([f[name] for f in found]) for name in names}
     return emb, noise, conditions
 
 
@@ -183,9 +192,7 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                       enabled=cfg.tracking.enabled and main)
     if resumed is None and main:
         stackgan = cfg.family == "stackgan"
-        variant = {"stackgan": cfg.model.variant, "gan_int_cls": cfg.baseline.variant,
-                   "gawwn": "bbox"}[cfg.family]
-        tags = {"seed": cfg.train.seed, "family": cfg.family, "variant": variant,
+        tags = {"seed": cfg.train.seed, "family": cfg.family, "variant": variant_of(cfg),
                 "stage": cfg.model.stage if stackgan else 1,
                 "world_size": ctx.world_size,
                 "data_fingerprint": fingerprint, "deterministic": cfg.train.deterministic,
@@ -207,8 +214,8 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     total = per_epoch * cfg.train.epochs
     if cfg.train.max_steps is not None:
         total = min(total, cfg.train.max_steps)
-    sample_emb, sample_noise, sample_conditions = _fixed_sample_inputs(dataset, cfg.train.sample_captions,
-                                                    z_dim(cfg), cfg.train.seed)
+    sample_emb, sample_noise, sample_conditions = _fixed_sample_inputs(
+        dataset, cfg.train.sample_captions, z_dim(cfg), cfg.train.seed, model_conditions(model))
     metrics_log = run_dir / "metrics.jsonl"
     if resumed is not None and main and metrics_log.exists():
         # Steps after the checkpoint are redone: drop what a killed run logged for them.
