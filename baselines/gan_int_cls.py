@@ -27,6 +27,7 @@ Losses (BCE on logits):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -75,8 +76,9 @@ class GanIntClsConfig:
             errors.append(f"baseline.script {self.script!r} is not one of {SCRIPTS}")
         elif self.script == "cls" and self.uses_int:
             errors.append("baseline.script cls (main_cls.lua) has no INT step; use script cls_int")
-        if self.image_size != 64:
-            errors.append("GAN-INT-CLS is defined at 64×64")
+        if self.image_size not in (32, 64):
+            # 64 is the published model; 32 drops one upsampling (the claims scale halves sizes).
+            errors.append("baseline.image_size: GAN-INT-CLS is defined at 64×64 (32 for scaled-down runs)")
         if not 0 <= self.cls_weight < 1:
             errors.append("baseline.cls_weight must be in [0, 1)")
         return errors
@@ -94,13 +96,16 @@ class Generator(nn.Module):
         # SpatialFullConvolution(nz + nt, 8·ngf, 4, 4) on the 1×1 input, then per-channel BN.
         self.project = nn.Sequential(nn.ConvTranspose2d(cfg.z_dim + cfg.t_dim, gf * 8, 4, 1, 0, bias=False),
                                      nn.BatchNorm2d(gf * 8))
+        # 4 -> 8 (+ residual) -> 16 -> 32 -> 64: 8gf, 4gf, 2gf, gf, 3 (one step fewer at 32).
+        chans = [gf * 4, gf * 2, gf][: int(math.log2(cfg.image_size // 8))]
+        ups: list[nn.Module] = []
+        for cin, cout in zip(chans, chans[1:], strict=False):
+            ups += [_deconv(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         self.body = nn.Sequential(
             BottleneckResidual(nn.Identity(), gf * 2, gf * 8, leaky=False),
             BottleneckResidual(nn.Sequential(_deconv(gf * 8, gf * 4), nn.BatchNorm2d(gf * 4)),
                                gf, gf * 4, leaky=False),
-            _deconv(gf * 4, gf * 2), nn.BatchNorm2d(gf * 2), nn.ReLU(inplace=True),
-            _deconv(gf * 2, gf), nn.BatchNorm2d(gf), nn.ReLU(inplace=True),
-            _deconv(gf, 3), nn.Tanh())
+            *ups, _deconv(chans[-1], 3), nn.Tanh())
         init_weights(self, linears=False)
 
     def forward(self, embedding: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

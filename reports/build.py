@@ -15,6 +15,7 @@ from harness.experiments.spec import load_experiment, load_scales
 from harness.tracking.mlflow_tracker import Tracker, default_uri
 from reports import figures
 from reports.collect import curves, human_scores, runs_frame
+from reports.stats import TEST_NAME, seed_summary
 from reports.tables import METRICS, build_table, check_claims, claims_markdown, to_latex, to_markdown
 
 
@@ -61,15 +62,17 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         out.mkdir(parents=True, exist_ok=True)
         plan = {p.spec.id: p for p in plan_runs(exp.runs, scale, runs_root) if p.seed == scale.seeds[0]}
         skipped = {k: p.skipped for k, p in plan.items() if p.skipped}
-        table, stats = build_table(exp, frame, scale.seeds, human, skipped)
-        claims = check_claims(exp, stats)
+        table, stats, seed_values = build_table(exp, frame, scale.seeds, human, skipped)
+        claims = check_claims(exp, seed_values)
         ev = scale.pipeline.get("eval") or {}
         protocol = resolve_protocol(ev.get("protocol"), ev.get("captions_per_image"), ev.get("per_caption"))
         notes = [f"Scale {preset}: {scale.description}; seeds {list(scale.seeds)}.",
                  f"Evaluation protocol {protocol.name}: the first {protocol.captions_per_image} "
                  f"caption(s) of each test image, {protocol.per_caption} image(s) each.",
-                 "± is the std across seeds when there are several, else the spread within the run "
-                 "(IS over splits, R-precision over folds).",
+                 "Cells: mean ± std [95 % CI of the mean] across seeds when there are several; with "
+                 "one seed, mean ± the spread within the run (IS over splits, R-precision over "
+                 "folds) and no CI.",
+                 "Claims: each pair tested by " + TEST_NAME + "; one seed is 'not tested'.",
                  "† the paper's value is remembered, not confirmed in a stored source (REFERENCE §1).",
                  "Below the paper scale the data is the built-in synthbirds, not CUB: compare orderings, "
                  "not absolute values, with the paper."]
@@ -94,8 +97,10 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         for label, metric, spread, _ in METRICS[:1] + METRICS[2:3] + METRICS[4:5]:
             means = [stats[r.run][label] for r in exp.rows]
             sub = [frame[frame["name"] == row_names[r.run]] for r in exp.rows]
-            stds = [s[f"metrics.{spread}"].iloc[0] if spread and not s.empty and f"metrics.{spread}" in s
-                    else float("nan") for s in sub]
+            within = [s[f"metrics.{spread}"].iloc[0] if spread and not s.empty and f"metrics.{spread}" in s
+                      else float("nan") for s in sub]
+            across = [seed_summary(seed_values[r.run][label]) for r in exp.rows]
+            stds = [a["std"] if a["n_seeds"] >= 2 else w for a, w in zip(across, within, strict=True)]
             paper = ([r.paper.get("is", {}).get("mean", float("nan")) for r in exp.rows]
                      if label == "IS" else None)
             ceil = (ceiling[f"metrics.{metric}"].iloc[0]
@@ -114,10 +119,37 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
                        if r.run in sample_dirs and exp.runs[r.run].kind == "stage2"), None)
         if stage2 is not None:
             images.append(figures.stage_pairs(stage2, out / "stage1_vs_stage2.png"))
+        extra_html, extra_md = "", []
+        val_curves, plateaus = _validation(uri, frame, exp, scale.seeds)
+        if not val_curves.empty:
+            images.append(figures.validation_curves(val_curves, out / "validation_fid.png"))
+            rows = [f"| {name} | {_plateau_text(p)} |" for name, p in plateaus.items()]
+            extra_md += ["## Training: has each run levelled off?", "",
+                         "val FID of fixed captions and noise every few hundred steps "
+                         "(validation_fid.png); a plateau: the last 3 validations gained less than "
+                         "10 % of the run's total improvement.", "",
+                         "| run | plateau |", "|---|---|", *rows, ""]
+            extra_html += ("<h2>Training plateaus</h2><table><tr><th>run</th><th>plateau</th></tr>"
+                           + "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(_plateau_text(p))}"
+                                     "</td></tr>" for n, p in plateaus.items()) + "</table>")
+        validity_file = runs_root / "validity" / "validity.json"
+        if validity_file.exists():
+            from harness.eval.validity import format_table
+
+            report = json.loads(validity_file.read_text())
+            write_text_atomic(out / "validity.json", json.dumps(report, indent=2))
+            images.append(figures.validity_plot(report, out / "metric_validity.png"))
+            extra_md += ["## Is the ruler sensitive? Metric validity", "",
+                         f"Real test images and degradations of them at {report['settings']['size']} px, "
+                         f"{report['settings']['ci']} (metric_validity.png, validity.json).", "",
+                         format_table(report)]
+            extra_html += ("<h2>Metric validity</h2><pre>" + html.escape(format_table(report)) + "</pre>")
+        if extra_md:
+            write_text_atomic(out / "table.md", (out / "table.md").read_text() + "\n" + "\n".join(extra_md))
         images = [p for p in images if p is not None]
         write_text_atomic(out / "index.html", _index_html(
             exp.title, preset, table.to_html(index=False, escape=True),
-            _claims_html(claims), images, notes))
+            _claims_html(claims) + extra_html, images, notes))
         tracker = Tracker(uri, tracking_experiment, runs_root / f"report-{exp.name}",
                           f"report-{exp.name}", reopen=False)
         tracker.set_tags({"family": "report", "experiment": exp.name})
@@ -129,7 +161,44 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
     return {"reports": written}
 
 
+def _validation(uri: str, frame, exp, seeds) -> tuple:
+    """val.fid curves of every row's runs (all seeds) and each run's plateau verdict."""
+    import pandas as pd
+
+    from reports.stats import plateau
+
+    rows, verdicts = [], {}
+    for r in exp.rows:
+        for seed in seeds:
+            name = f"{r.run}-s{seed}"
+            match = frame[frame["name"] == name] if not frame.empty else frame
+            if match.empty:
+                continue
+            history = curves(uri, {name: match["run_id"].iloc[0]}, keys=("val.fid",))
+            if history.empty:
+                continue
+            history = history.sort_values("step")
+            rows += [{"run": r.run, "seed": str(seed), "step": s, "value": v}
+                     for s, v in zip(history["step"], history["value"], strict=True)]
+            verdicts[name] = plateau(history["value"].tolist())
+    return pd.DataFrame(rows, columns=["run", "seed", "step", "value"]), verdicts
+
+
+def _plateau_text(p: dict) -> str:
+    if p["plateau"] is None:
+        return f"not judged ({p['reason']})"
+    share = f"last validations gained {p['last_gain_share']:.0%} of the improvement"
+    return f"{'yes' if p['plateau'] else 'NO'} ({share}; val FID {p['first']:.3g} -> best {p['best']:.3g})"
+
+
 def _claims_html(claims: list[dict]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(c['claim'])}</td><td><b>{html.escape(c['status'])}</b></td></tr>"
-                   for c in claims)
-    return f"<table><tr><th>claim</th><th>in our numbers</th></tr>{rows}</table>"
+    def p(value: float) -> str:
+        return "–" if value != value else f"{value:.3g}"
+
+    rows = "".join(
+        f"<tr><td>{html.escape(c['claim'])}</td><td>{html.escape(pair['better'])} &gt; "
+        f"{html.escape(pair['worse'])}</td><td>{pair['mean_better']:.3g} vs {pair['mean_worse']:.3g}</td>"
+        f"<td>{p(pair['p'])}</td><td>{p(pair['p_holm'])}</td><td><b>{html.escape(pair['verdict'])}</b></td></tr>"
+        for c in claims for pair in c["pairs"])
+    return ("<table><tr><th>claim</th><th>pair</th><th>means</th><th>p</th><th>p (Holm)</th>"
+            f"<th>verdict</th></tr>{rows}</table>")

@@ -35,19 +35,50 @@ def training_curves(curves: pd.DataFrame, path: Path) -> Path | None:
 
 def metric_bars(labels: list[str], means: list[float], stds: list[float], metric: str, path: Path,
                 ceiling: float | None = None, paper: list[float] | None = None) -> Path | None:
+    """Horizontal bars (run names on the y axis stay legible however long), the error bar the
+    std across seeds or the within-run spread."""
     if not any(m == m for m in means):
         return None
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels)), 3.6))
-    xs = range(len(labels))
-    ax.bar(xs, [m if m == m else 0 for m in means], yerr=[s if s == s else 0 for s in stds],
-           capsize=3, color=sns.color_palette()[0], label="ours")
+    fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.42 * len(labels)))
+    ys = list(range(len(labels)))[::-1]
+    ax.barh(ys, [m if m == m else 0 for m in means], xerr=[s if s == s else 0 for s in stds],
+            capsize=3, color=sns.color_palette()[0], label="ours")
     if paper:
-        ax.scatter(xs, paper, color="black", marker="_", s=300, zorder=3, label="paper")
+        ax.scatter(paper, ys, color="black", marker="|", s=300, zorder=3, label="paper")
     if ceiling is not None and ceiling == ceiling:
-        ax.axhline(ceiling, ls="--", color="gray", label="real images")
-    ax.set_xticks(list(xs), [textwrap.fill(lbl, 14) for lbl in labels], fontsize=7)
-    ax.set_ylabel(metric)
-    ax.legend(fontsize=7)
+        ax.axvline(ceiling, ls="--", color="gray", label="real images")
+    ax.set_yticks(ys, [textwrap.fill(lbl, 38) for lbl in labels], fontsize=7)
+    ax.set_xlabel(metric)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def validation_curves(curves: pd.DataFrame, path: Path) -> Path | None:
+    """val.fid over training steps, one panel per run, one line per seed."""
+    if curves.empty:
+        return None
+    grid = sns.relplot(data=curves, x="step", y="value", hue="seed", col="run", col_wrap=4,
+                       kind="line", marker="o", facet_kws={"sharey": False, "sharex": False},
+                       height=2.4, aspect=1.3)
+    grid.set_titles("{col_name}", size=8)
+    grid.set_axis_labels("step", "val FID")
+    return _save(grid.figure, path)
+
+
+def validity_plot(report: dict, path: Path) -> Path | None:
+    """Each metric on the real images and their degradations, with 95 % bootstrap CIs."""
+    results = report["results"]
+    kinds = list(results)
+    metrics = list(results[kinds[0]])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.1 * len(metrics), 3.2))
+    for ax, metric in zip(list(axes) if len(metrics) > 1 else [axes], metrics, strict=True):
+        values = [results[k][metric]["value"] for k in kinds]
+        lo = [v - results[k][metric]["ci"][0] for k, v in zip(kinds, values, strict=True)]
+        hi = [results[k][metric]["ci"][1] - v for k, v in zip(kinds, values, strict=True)]
+        ax.errorbar(range(len(kinds)), values, yerr=[lo, hi], fmt="o", capsize=3)
+        ax.set_xticks(range(len(kinds)), kinds, rotation=60, fontsize=7)
+        ax.set_title(metric, fontsize=9)
+    fig.tight_layout()
     return _save(fig, path)
 
 

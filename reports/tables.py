@@ -13,6 +13,7 @@ import math
 import pandas as pd
 
 from harness.experiments.spec import Experiment
+from reports.stats import evaluate_claims, seed_summary
 
 # Our metric columns: (label, MLflow metric, within-run spread metric, digits).
 METRICS = [("IS", "eval.is_mean", "eval.is_std", 2), ("IS*", "eval.is_star_mean", "eval.is_star_std", 2),
@@ -21,26 +22,37 @@ METRICS = [("IS", "eval.is_mean", "eval.is_std", 2), ("IS*", "eval.is_star_mean"
 DATASET_NAMES = {"cub": "CUB", "oxford102": "Oxford-102", "coco": "COCO"}
 
 
-def _stat(frame: pd.DataFrame, names: list[str], metric: str, spread: str | None) -> dict:
+def _seed_values(frame: pd.DataFrame, names: list[str], metric: str) -> list[float]:
     rows = frame[frame["name"].isin(names)] if not frame.empty else frame
     col = f"metrics.{metric}"
-    if rows.empty or col not in rows or rows[col].isna().all():
-        return {"mean": math.nan, "std": math.nan, "n_seeds": 0, "spread": "none"}
-    values = rows[col].dropna().to_numpy(dtype=float)
-    if len(values) >= 2:
-        return {"mean": float(values.mean()), "std": float(values.std(ddof=1)), "n_seeds": len(values),
-                "spread": "seeds"}
-    within = rows[f"metrics.{spread}"].iloc[0] if spread and f"metrics.{spread}" in rows else math.nan
-    return {"mean": float(values[0]), "std": float(within), "n_seeds": 1,
-            "spread": "within run" if within == within else "none"}
+    if rows.empty or col not in rows:
+        return []
+    return [float(v) for v in rows[col].dropna().to_numpy(dtype=float)]
+
+
+def _stat(frame: pd.DataFrame, names: list[str], metric: str, spread: str | None) -> dict:
+    """Across seeds (mean, std, 95 % CI) with two seeds or more; with one, the within-run spread
+    (IS over splits, R-precision over folds) stands in for the std and there is no CI."""
+    summary = seed_summary(_seed_values(frame, names, metric))
+    summary["spread"] = "seeds" if summary["n_seeds"] >= 2 else "none"
+    if summary["n_seeds"] == 1 and spread:
+        rows = frame[frame["name"].isin(names)]
+        within = rows[f"metrics.{spread}"].iloc[0] if f"metrics.{spread}" in rows else math.nan
+        summary["std"] = float(within)
+        summary["spread"] = "within run" if within == within else "none"
+    return summary
 
 
 def _fmt(stat: dict, digits: int) -> str:
     if stat["n_seeds"] == 0:
         return "–"
-    if stat["std"] != stat["std"]:
-        return f"{stat['mean']:.{digits}f}"
-    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    text = f"{stat['mean']:.{digits}f}"
+    if stat["std"] == stat["std"]:
+        text += f" ± {stat['std']:.{digits}f}"
+    if stat.get("ci"):
+        lo, hi = stat["ci"]
+        text += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return text
 
 
 def _paper(value: dict | None) -> str:
@@ -52,9 +64,11 @@ def _paper(value: dict | None) -> str:
 
 def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
                 human: dict[str, float] | None = None, skipped: dict[str, str] | None = None
-                ) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """The table as strings, and per run id the numeric stats (for claims and figures)."""
-    rows, stats = [], {}
+                ) -> tuple[pd.DataFrame, dict[str, dict], dict[str, dict[str, list[float]]]]:
+    """The table as strings; per run id the means (for figures); per run id and metric the
+    per-seed values (for the claims' tests). Cells: mean ± std [95 % CI] over seeds, or with
+    one seed mean ± the within-run spread."""
+    rows, stats, seed_values = [], {}, {}
     for row in exp.rows:
         spec = exp.runs[row.run]
         names = [f"{row.run}-s{s}" for s in seeds]
@@ -66,12 +80,14 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
             out["model"] = f"{out['model']} ‡"
         per_metric = {label: _stat(frame, names, m, spread) for label, m, spread, _ in METRICS}
         stats[row.run] = {label: s["mean"] for label, s in per_metric.items()}
+        seed_values[row.run] = {label: _seed_values(frame, names, m) for label, m, _, _ in METRICS}
         is_stat = per_metric["IS"]
         out["IS (ours)"] = _fmt(is_stat, 2) if not (skipped or {}).get(row.run) else "not run"
         out["IS (paper)"] = _paper(row.paper.get("is"))
         if "human_rank" in exp.metrics:
             ours = (human or {}).get(row.run)
             stats[row.run]["human_rank"] = ours if ours is not None else math.nan
+            seed_values[row.run]["human_rank"] = [ours] if ours is not None else []
             out["human rank (ours)"] = f"{ours:.2f}" if ours is not None else "–"
             out["human rank (paper)"] = _paper(row.paper.get("human_rank"))
         for label, _, _, digits in METRICS[1:]:
@@ -79,7 +95,7 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
         sub = frame[frame["name"].isin(names)] if not frame.empty else frame
         n_images = sub["tags.eval.n_images"].dropna().unique().tolist() if "tags.eval.n_images" in sub else []
         out["samples"] = ",".join(str(n) for n in n_images) or "–"
-        out["seeds"] = is_stat["n_seeds"]
+        out["seeds"] = max((s["n_seeds"] for s in per_metric.values()), default=0)
         if (skipped or {}).get(row.run):
             out["note"] = skipped[row.run]
         rows.append(out)
@@ -96,27 +112,18 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
         out["samples"], out["seeds"] = n if n == n else "–", "–"
         rows.append(out)
     table = pd.DataFrame(rows).fillna("").rename(columns={"ca": "CA", "text_twice": "text twice"})
-    return table, stats
+    return table, stats, seed_values
 
 
-def check_claims(exp: Experiment, stats: dict[str, dict]) -> list[dict]:
-    out = []
-    for claim in exp.claims:
-        label = {"is": "IS", "human_rank": "human_rank"}.get(claim.metric, claim.metric)
-        verdicts = []
-        for better, worse in claim.pairs:
-            a, b = stats.get(better, {}).get(label, math.nan), stats.get(worse, {}).get(label, math.nan)
-            if a != a or b != b:
-                verdicts.append(None)
-            else:
-                verdicts.append(a < b if claim.lower_is_better else a > b)
-        known = [v for v in verdicts if v is not None]
-        status = ("not measured" if not known else "holds" if all(known)
-                  else "does not hold" if not any(known) else "partly")
-        out.append({"claim": claim.claim, "metric": claim.metric, "status": status,
-                    "pairs": [{"better": p[0], "worse": p[1], "holds": v}
-                              for p, v in zip(claim.pairs, verdicts, strict=True)]})
-    return out
+def check_claims(exp: Experiment, seed_values: dict[str, dict[str, list[float]]]) -> list[dict]:
+    """Each of the paper's claims, pair by pair, tested over seeds (``reports.stats``)."""
+    labels = {"is": "IS", "human_rank": "human_rank"}
+    claims = [{"claim": c.claim, "metric": labels.get(c.metric, c.metric), "pairs": list(c.pairs),
+               "lower_is_better": c.lower_is_better} for c in exp.claims]
+    results = evaluate_claims(claims, seed_values)
+    for result, claim in zip(results, exp.claims, strict=True):
+        result["metric"] = claim.metric
+    return results
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -147,12 +154,17 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _p(value: float) -> str:
+    return "–" if value != value else f"{value:.3g}"
+
+
 def claims_markdown(claims: list[dict]) -> str:
-    lines = ["| the paper's claim | in our numbers | pairs (better > worse) |", "|---|---|---|"]
+    lines = ["| the paper's claim | pair (better > worse) | means | p | p (Holm) | verdict |",
+             "|---|---|---|---|---|---|"]
     for c in claims:
-        pairs = "; ".join(f"{p['better']} vs {p['worse']}: "
-                          + {True: "yes", False: "no", None: "–"}[p["holds"]] for p in c["pairs"])
-        lines.append(f"| {c['claim']} | **{c['status']}** | {pairs} |")
-    return "\n".join(lines) + "\n"
-
-
+        for pair in c["pairs"]:
+            means = f"{pair['mean_better']:.3g} vs {pair['mean_worse']:.3g}"
+            lines.append(f"| {c['claim']} | {pair['better']} > {pair['worse']} | {means} | "
+                         f"{_p(pair['p'])} | {_p(pair['p_holm'])} | **{pair['verdict']}** |")
+    test = claims[0]["test"] if claims else ""
+    return "\n".join(lines) + (f"\n\nTest: {test}.\n" if test else "\n")

@@ -43,11 +43,20 @@ def test_paper_scale_uses_the_official_hyperparameters_unchanged(runs):
 
 
 def test_rows_without_data_at_a_scale_are_skipped_with_the_reason(runs):
-    plan = plan_runs(runs, load_scales()["quick"], "runs/q")
+    plan = plan_runs(runs, load_scales()["small"], "runs/s")
     skipped = {p.spec.id: p.skipped for p in plan if p.skipped}
     assert set(skipped) == {r for r in runs if not r.startswith("cub-")}
     assert "--data oxford102=DIR" in skipped["oxford102-s1-64"]
     assert skipped["oxford102-sg-256"]
+
+
+def test_a_scale_may_train_only_some_rows_and_says_where_the_others_are(runs):
+    scale = load_scales()["quick"]
+    plan = {p.spec.id: p for p in plan_runs(runs, scale, "runs/q")}
+    trained = {k for k, p in plan.items() if not p.skipped}
+    assert trained == {"cub-gan-int-cls", "cub-gawwn", "cub-s1-64", "cub-sg-256"}
+    assert "published report" in plan["cub-sg-128"].skipped
+    assert "--data oxford102=DIR" in plan["oxford102-s1-64"].skipped  # no folder: that reason
 
 
 @pytest.mark.integration

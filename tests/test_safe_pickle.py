@@ -94,3 +94,57 @@ def test_unknown_embedding_shape_is_reported(synth_copy):
         dumps_py2(np.zeros((3, 10, 8), np.float32)))
     with pytest.raises(UserError, match=r"shape \(3, 10, 8\).*expected"):
         TextImageDataset(DataOptions(str(synth_copy)))
+
+
+class _CraftedDtype:
+    """A V8 dtype whose field is an object, with the flags of a dtype that holds no objects."""
+
+    def __reduce__(self):
+        return (np.dtype, ("V8", False, True),
+                (3, "|", None, ("f",), {"f": (np.dtype("O"), 0)}, 8, 1, 0))
+
+
+class _CraftedArray:
+    def __init__(self, shape, dtype, data):
+        self.args = shape, dtype, data
+
+    def __reduce__(self):
+        core = getattr(np, "_core", None) or np.core
+        shape, dtype, data = self.args
+        return (core.multiarray._reconstruct, (np.ndarray, (0,), b"b"), (1, shape, dtype, False, data))
+
+
+def _load_in_subprocess(path):
+    """safe_load_pickle then np.asarray (what data check and the embedding loader do), in a
+    child process: a crash there is an exit code, not a dead test run."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, sys\n"
+            "from harness.data.safe_pickle import safe_load_pickle\n"
+            "from harness.errors import UserError\n"
+            "try:\n"
+            f"    print(np.asarray(safe_load_pickle({str(path)!r}), dtype=object).shape)\n"
+            "except UserError as e:\n"
+            "    print('REFUSED', e); sys.exit(3)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_an_object_field_disguised_as_data_is_refused_not_a_crash(tmp_path):
+    path = tmp_path / "char-CNN-RNN-embeddings.pickle"
+    path.write_bytes(pickle.dumps([_CraftedArray((1,), _CraftedDtype(), b"\x41" * 8)], protocol=2))
+    done = _load_in_subprocess(path)
+    assert done.returncode == 3, (done.returncode, done.stdout, done.stderr[-500:])
+    assert "REFUSED" in done.stdout and str(path) in done.stdout and "dtype" in done.stdout
+
+
+def test_a_tiny_file_declaring_a_huge_array_is_refused(tmp_path):
+    path = tmp_path / "76images.pickle"
+    path.write_bytes(pickle.dumps(_CraftedArray((1 << 40,), np.dtype("float64"), b"\x00" * 8), protocol=2))
+    assert len(path.read_bytes()) < 300
+    with pytest.raises(UserError, match=r"76images.pickle.*declaring 8,796,093,022,208 bytes"):
+        safe_load_pickle(path)
+    short = tmp_path / "short.pickle"
+    short.write_bytes(pickle.dumps(_CraftedArray((4,), np.dtype("float32"), b"\x00" * 8), protocol=2))
+    with pytest.raises(UserError, match="short.pickle.*does not match its shape"):
+        safe_load_pickle(short)

@@ -56,6 +56,10 @@ def register(sub) -> None:
     src.add_argument("--fake", help="folder of generated images")
     src.add_argument("--ceiling", action="store_true",
                      help="evaluate the real --split images of --data the same way (the ceiling)")
+    src.add_argument("--validate", action="store_true",
+                     help="metric validity: the real --split images of --data and controlled "
+                     "degradations of them (↓2↑, ↓4↑, blur, JPEG, colour, shuffled captions, "
+                     "noise), every metric with a 95%% bootstrap CI, at --size")
     real = p.add_mutually_exclusive_group()
     real.add_argument("--real", help="folder of real images")
     real.add_argument("--data", help="dataset folder whose real images (and captions) to use")
@@ -86,6 +90,10 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, shuffling, KID subsets")
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--bootstrap", type=int, default=200,
+                   help="with --validate: bootstrap resamples per CI (default 200)")
+    p.add_argument("--out", default=None,
+                   help="with --validate: folder for validity.json / validity.md (default validity-SIZE)")
     p.set_defaults(func=_eval)
 
 
@@ -110,9 +118,36 @@ def _train_classifier(args) -> int:
     return 0
 
 
+def _validate(args) -> int:
+    from harness.errors import UserError
+    from harness.eval.validity import (
+        ValidityRequest,
+        format_table,
+        log_report,
+        validate_metrics,
+        write_report,
+    )
+
+    if not args.data or not args.size or not args.classifier:
+        raise UserError("--validate needs --data DATASET, --size S and --classifier CKPT (trained at S)")
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    report = validate_metrics(ValidityRequest(
+        data=args.data, size=args.size, classifier=args.classifier, rprec_encoder=args.rprec_encoder,
+        attr_classifier=args.attr_classifier, metrics=metrics, bootstrap=args.bootstrap,
+        seed=args.seed, split=args.split))
+    out = args.out or f"validity-{args.size}"
+    write_report(report, out)
+    log_report(report, out)
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    print(f"written to {out}/validity.json and validity.md")
+    return 0
+
+
 def _eval(args) -> int:
     from harness.eval.evaluate import EvalRequest, evaluate
 
+    if args.validate:
+        return _validate(args)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     from harness.errors import UserError
     from harness.eval.evaluate import real_as_samples

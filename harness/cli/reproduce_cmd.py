@@ -32,6 +32,9 @@ def register(sub) -> None:
                 "runs of a preset.", "stackgan-bench report --preset quick")
     p.add_argument("--preset", required=True)
     p.add_argument("--only", choices=("table1", "table2"), default=None)
+    p.add_argument("--experiment", action="append", default=None, metavar="NAME_OR_PATH",
+                   help="an experiment file to report (repeatable; default table1 and table2), "
+                   "e.g. examples/text_dcgan/table1_with_dcgan.yaml")
     p.add_argument("--runs-dir", default=None, help="default runs/<preset>")
     p.add_argument("--reports-dir", default="reports")
     p.set_defaults(func=_report)
@@ -65,7 +68,8 @@ def _reproduce(args) -> int:
 def _report(args) -> int:
     from reports.build import build_report
 
-    out = build_report([args.only] if args.only else ["table1", "table2"], args.preset,
+    names = args.experiment or ([args.only] if args.only else ["table1", "table2"])
+    out = build_report(names, args.preset,
                        args.runs_dir or f"runs/{args.preset}", args.reports_dir)
     for name, folder in out["reports"].items():
         print(f"{name}: {folder}/index.html")

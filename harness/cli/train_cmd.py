@@ -25,7 +25,7 @@ def register(sub) -> None:
                    "the global batch data.batch_size is split across them")
     p.set_defaults(func=_train)
 
-    group = add_group(sub, "model", "Inspect model configurations.")
+    group = add_group(sub, "model", "Inspect model configurations; import released checkpoints.")
     p = add_command(group, "summary", "Per network: parameters (total, trainable) and the FLOPs "
                     "of one training step at the configured batch size.",
                     "stackgan-bench model summary --config configs/birds_stage1_pytorch.yaml --json")
@@ -34,6 +34,21 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count (faster)")
     p.set_defaults(func=_summary)
+
+    p = add_command(group, "import", "A run folder from the authors' released checkpoints, which "
+                    "sample, eval --run, human make and the reports accept like a trained run.",
+                    "stackgan-bench model import stackgan-pytorch --netG netG_epoch_600.pth "
+                    "--netD netD_epoch_last.pth --config birds_stage2_pytorch --out runs/official-birds")
+    p.add_argument("source", choices=("stackgan-pytorch",),
+                   help="whose files: stackgan-pytorch (hanzhanggit/StackGAN-Pytorch state dicts)")
+    p.add_argument("--netG", required=True, help="netG_epoch_N.pth (Stage-I G, or Stage-II G "
+                   "holding STAGE1_G.*)")
+    p.add_argument("--netD", default=None, help="netD_epoch_last.pth (optional)")
+    p.add_argument("--config", required=True, help="a pytorch-variant preset of the same stage and "
+                   "sizes, e.g. birds_stage1_pytorch, birds_stage2_pytorch, coco_stage2")
+    p.add_argument("--out", required=True, help="the run folder to write (must not exist)")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides (e.g. data.root=DIR)")
+    p.set_defaults(func=_import)
 
     p = sub.add_parser(
         "sample", help="Write images for test captions or a captions file, with a manifest.",
@@ -81,6 +96,14 @@ def _train(args) -> int:
     print(f"{result.run_dir}: {result.steps} steps"
           + (f" (stopped by signal {result.stopped_by_signal})" if result.stopped_by_signal else ""))
     return 0 if result.stopped_by_signal is None else 128 + result.stopped_by_signal
+
+
+def _import(args) -> int:
+    from harness.runner.import_official import import_stackgan_pytorch
+
+    out = import_stackgan_pytorch(args.netG, args.config, args.out, args.netD, args.overrides)
+    print(f"{out}: imported {args.netG}" + (f" and {args.netD}" if args.netD else ""))
+    return 0
 
 
 def _summary(args) -> int:

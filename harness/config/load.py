@@ -119,8 +119,13 @@ def validate(cfg: RunConfig) -> None:
     from harness.config.schema import FAMILIES
 
     if cfg.family not in FAMILIES:
-        raise UserError(f"family: {cfg.family!r} is not one of {FAMILIES}")
-    if cfg.family == "stackgan":
+        from harness.runner.build import family_section
+
+        family_section(cfg)  # resolves the user's class and builds its Config from `custom`
+        errors = []
+        if cfg.optim.grad_accumulation != 1:
+            errors.append(f"optim.grad_accumulation: the {cfg.family} step has no micro-batches")
+    elif cfg.family == "stackgan":
         errors = cfg.model.validate()
     else:
         errors = cfg.gawwn.validate() if cfg.family == "gawwn" else cfg.baseline.validate()

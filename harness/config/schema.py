@@ -4,6 +4,7 @@ over these; unknown keys and wrong types are refused (see ``harness.config.load`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from baselines.gan_int_cls import GanIntClsConfig
 from baselines.gawwn import GawwnConfig
@@ -45,6 +46,7 @@ class TrainConfig:
     best_mode: str = "min"
     sample_every: int = 1000  # steps between sample grids on fixed noise and captions
     sample_captions: int = 8
+    validate_every: int = 0  # steps between validations (val.fid) when a validator is given; 0: off
     stage1_run: str | None = None  # Stage-II: a Stage-I run folder or checkpoint file
     autocast_bf16: bool = False
     compile: bool = False
@@ -61,7 +63,7 @@ class TrackingConfig:
     parent_run_id: str | None = None  # set by `sweep`: nests this run under the sweep's run
 
 
-FAMILIES = ("stackgan", "gan_int_cls", "gawwn")
+FAMILIES = ("stackgan", "gan_int_cls", "gawwn")  # built in; or a model of your own (protocol.py)
 
 
 @dataclass
@@ -69,11 +71,13 @@ class RunConfig:
     name: str = "run"
     runs_dir: str = "runs"
     # Which section describes the networks: stackgan -> model, gan_int_cls -> baseline,
-    # gawwn -> gawwn.
+    # gawwn -> gawwn; a model of your own (module:Class, file.py:Class or an entry-point name,
+    # harness/runner/protocol.py) -> custom.
     family: str = "stackgan"
     model: ModelConfig = field(default_factory=ModelConfig)
     baseline: GanIntClsConfig = field(default_factory=GanIntClsConfig)
     gawwn: GawwnConfig = field(default_factory=GawwnConfig)
+    custom: dict[str, Any] = field(default_factory=dict)  # your model's Config(**custom)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -83,6 +87,7 @@ class RunConfig:
 # Keys that may change between a run and its resumption: they do not alter the computation.
 RESUME_SAFE_KEYS = (
     "train.epochs", "train.max_steps", "train.log_every", "train.checkpoint_every",
-    "train.keep_last", "train.sample_every", "data.num_workers", "data.pin_memory", "tracking.",
+    "train.keep_last", "train.sample_every", "train.validate_every", "data.num_workers",
+    "data.pin_memory", "tracking.",
     "runs_dir",
 )

@@ -24,6 +24,67 @@ from harness.errors import UserError
 _NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
                "numpy._core.numeric")
 _ALLOWED: dict[tuple[str, str], Any] = {}
+# The largest array a data file may declare (the released CUB 304images.pickle is 2.5 GB).
+MAX_ARRAY_BYTES = 8 << 30
+
+
+class _GuardedArray(np.ndarray):
+    """What ``_reconstruct`` builds while loading: its ``__setstate__`` checks the declared
+    dtype, shape and data before numpy allocates or interprets anything. A crafted dtype with an
+    object field flagged as object-free made ``np.asarray`` crash the interpreter; a 100-byte
+    file declaring a 9 TiB array made numpy try to allocate it."""
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("an ndarray with a malformed state")
+        shape, dtype, _, raw = state[-4:]
+        check_dtype(dtype)
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise pickle.UnpicklingError(f"an ndarray with a malformed shape {shape!r}")
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if declared > MAX_ARRAY_BYTES:
+            raise pickle.UnpicklingError(f"an ndarray declaring {declared:,} bytes (more than the "
+                                         f"{MAX_ARRAY_BYTES:,} a data file may hold)")
+        if isinstance(raw, str):
+            raw = raw.encode("latin1")
+        if not isinstance(raw, bytes | bytearray) or len(raw) != declared:
+            got = f"{len(raw)} bytes" if isinstance(raw, bytes | bytearray) else type(raw).__name__
+            raise pickle.UnpicklingError(f"an ndarray whose data ({got}) does not match its shape "
+                                         f"{shape} and dtype {dtype}")
+        super().__setstate__(state)
+
+
+def check_dtype(dtype: Any) -> None:
+    """Only plain numeric, boolean and string dtypes: no objects, no fields, no void."""
+    if not isinstance(dtype, np.dtype):
+        raise pickle.UnpicklingError(f"an ndarray whose dtype is a {type(dtype).__name__}")
+    if dtype.fields is not None or dtype.subdtype is not None or dtype.kind in "OV" or dtype.hasobject:
+        raise pickle.UnpicklingError(f"an ndarray of dtype {dtype!r} (objects, fields and void "
+                                     "dtypes are not data)")
+
+
+def _guarded_reconstruct(subtype, shape, dtype):
+    core = getattr(np, "_core", None) or np.core
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError(f"an array of type {subtype!r}")
+    return core.multiarray._reconstruct(_GuardedArray, shape, dtype)
+
+
+def _plain(obj: Any) -> Any:
+    """The loaded structure with every guarded array turned back into a plain ndarray, and
+    every dtype checked (a crafted one may also stand alone)."""
+    if isinstance(obj, _GuardedArray):
+        return obj.view(np.ndarray)
+    if isinstance(obj, np.ndarray | np.dtype):
+        check_dtype(obj.dtype if isinstance(obj, np.ndarray) else obj)
+        return obj
+    if isinstance(obj, list):
+        return [_plain(x) for x in obj]
+    if isinstance(obj, tuple):
+        return tuple(_plain(x) for x in obj)
+    if isinstance(obj, dict):
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    return obj
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
@@ -33,7 +94,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     multiarray = core.multiarray
     numeric = core.numeric
     for module in _NUMPY_CORE:
-        _ALLOWED[(module, "_reconstruct")] = multiarray._reconstruct
+        _ALLOWED[(module, "_reconstruct")] = _guarded_reconstruct
         _ALLOWED[(module, "scalar")] = multiarray.scalar
         if hasattr(numeric, "_frombuffer"):
             _ALLOWED[(module, "_frombuffer")] = numeric._frombuffer
@@ -68,13 +129,13 @@ def safe_load_pickle(path: str | os.PathLike) -> Any:
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     try:
-        return _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+        return _plain(_RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load())
     except pickle.UnpicklingError as exc:
         raise UserError(
             f"{path}: not loaded, the pickle is not plain data ({exc}); "
             "only lists, tuples, dicts, strings, numbers and numpy arrays are accepted"
         ) from exc
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
         raise UserError(f"{path}: corrupt or truncated pickle ({type(exc).__name__}: {exc})") from exc
 
 

@@ -156,25 +156,29 @@ def load_attribute_classifier(path) -> tuple[AttributeClassifier, dict]:
 
 
 def attribute_accuracy(images_u8: torch.Tensor, named: list[list[int]], table: AttributeTable,
-                       classifier_path) -> dict:
-    """Mean over images of the fraction of caption-named attributes the image shows."""
+                       classifier_path, return_scores: bool = False) -> dict:
+    """Mean over images of the fraction of caption-named attributes the image shows.
+    ``return_scores``: also each image's score (NaN where its caption names no attribute)."""
     model, ckpt = load_attribute_classifier(classifier_path)
     if ckpt["kinds"] != table.kinds:
         raise UserError(f"{classifier_path}: trained on other attribute kinds than the dataset's")
     preds = predict(model, images_u8, AttributeOptions(**ckpt["options"]).image_size)
-    scores = []
+    per_image = []
     for i, ids in enumerate(named):
         checks = []
         for attr_id in ids:
             kind, value = table.by_id[attr_id]
             g = table.kinds.index(kind)
             checks.append(table.values[kind][int(preds[i, g])] == value)
-        if checks:
-            scores.append(float(np.mean(checks)))
+        per_image.append(float(np.mean(checks)) if checks else float("nan"))
+    scores = [s for s in per_image if s == s]
     if not scores:
         raise UserError("no image's caption names any attribute")
-    return {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "n": len(scores),
-            "classifier_held_out_accuracy": ckpt["metrics"]["held_out_accuracy"]}
+    out = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "n": len(scores),
+           "classifier_held_out_accuracy": ckpt["metrics"]["held_out_accuracy"]}
+    if return_scores:
+        out["scores"] = per_image
+    return out
 
 
 def named_attributes(table: AttributeTable, caption_ids: list[str]) -> list[list[int]]:

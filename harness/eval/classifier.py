@@ -40,9 +40,14 @@ class ClassifierOptions:
     seed: int = 0
     init_checkpoint: str | None = None  # inception: a local torchvision state dict to start from
     width: int = 32  # small preset: channels of the first block (x2 per block)
+    # Input size (default 64 for small, 299 for inception): a comparison is judged at the
+    # largest output size among its models, by a classifier trained at that size.
+    size: int | None = None
 
     @property
     def image_size(self) -> int:
+        if self.size is not None:
+            return self.size
         return 299 if self.preset == "inception" else 64
 
     def resolved_steps(self) -> int:

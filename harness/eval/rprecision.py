@@ -52,7 +52,8 @@ def draw_candidates(true_classes: list[int], pool_classes: np.ndarray, k: int, s
 def r_precision(images_u8: torch.Tensor, captions: list[str], classes: list[int],
                 pool_captions: list[str], pool_classes: list[int], evaluator: str | os.PathLike,
                 generator_encoder_sha256: str | None = None, k: int = 100, folds: int = 10,
-                seed: int = 0, batch: int = 256) -> dict:
+                seed: int = 0, batch: int = 256, return_hits: bool = False) -> dict:
+    """``return_hits``: also return the per-image outcome (``hits``, a bool array)."""
     from harness.eval.classifier import prepare
     from harness.text.models import build_image_encoder
     from harness.text.train import encode_texts, load_text_encoder
@@ -74,6 +75,9 @@ def r_precision(images_u8: torch.Tensor, captions: list[str], classes: list[int]
     cand = torch.stack([torch.cat([true_emb[i:i + 1], pool_emb[torch.from_numpy(p)]])
                         for i, p in enumerate(picks)])
     hits = true_caption_ranks_first(img, cand).numpy()
-    return {**fold_stats(hits, folds), "candidates": k, "chance": 1 / k,
-            "evaluator": str(evaluator), "evaluator_sha256": digest,
-            "evaluator_seed": ckpt["options"]["seed"]}
+    out = {**fold_stats(hits, folds), "candidates": k, "chance": 1 / k,
+           "evaluator": str(evaluator), "evaluator_sha256": digest,
+           "evaluator_seed": ckpt["options"]["seed"]}
+    if return_hits:
+        out["hits"] = hits
+    return out

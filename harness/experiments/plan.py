@@ -51,9 +51,11 @@ def plan_runs(runs: dict[str, RunSpec], scale: Scale, runs_root: str | Path,
     for spec in _ordered(runs):
         for seed in seeds or scale.seeds:
             name = run_name(spec.id, seed)
-            preset = scale.preset(spec.dataset, spec.kind)
+            preset = spec.preset or scale.preset(spec.dataset, spec.kind)
             skipped = None
-            if spec.dataset not in data_roots:
+            if scale.runs is not None and spec.id not in scale.runs and spec.dataset in data_roots:
+                skipped = scale.not_run
+            elif spec.dataset not in data_roots:
                 skipped = (f"no {spec.dataset} folder at the {scale.name} scale "
                            f"(pass --data {spec.dataset}=DIR)")
             elif preset is None:

@@ -13,7 +13,7 @@ from harness.config.load import resolve_named_yaml
 from harness.errors import UserError
 
 EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "experiments"
-KINDS = ("stage1", "stage2", "gan_int_cls", "gawwn")
+KINDS = ("stage1", "stage2", "gan_int_cls", "gawwn", "model")  # model: any family, its own preset
 DATASETS = ("cub", "oxford102", "coco")
 
 
@@ -24,6 +24,7 @@ class RunSpec:
     dataset: str
     set: tuple[str, ...] = ()
     stage1: str | None = None  # a Stage-II run: the id of its Stage-I run
+    preset: str | None = None  # a config (name or path) used at every scale, e.g. your model's
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class Scale:
     presets: dict[str, dict[str, str]]
     set: dict[str, tuple[str, ...]]  # kind or run id -> overrides
     pipeline: dict = field(default_factory=dict)  # what `reproduce` does around the runs
+    # The run ids trained at this scale (None: all); the others are listed as not run, with
+    # ``not_run`` as the reason.
+    runs: tuple[str, ...] | None = None
+    not_run: str = "not run at this scale"
 
     def preset(self, dataset: str, kind: str) -> str | None:
         table = self.presets.get(dataset, self.presets.get("default", {}))
@@ -103,7 +108,7 @@ def load_experiment(name_or_path: str) -> Experiment:
     runs: dict[str, RunSpec] = {}
     for run_id, spec in (data["runs"] or {}).items():
         where = f"{path}: runs.{run_id}"
-        _check_keys(where, spec, {"kind", "dataset"}, {"set", "stage1"})
+        _check_keys(where, spec, {"kind", "dataset"}, {"set", "stage1", "preset"})
         if spec["kind"] not in KINDS:
             raise UserError(f"{where}.kind: {spec['kind']!r} is not one of {KINDS}")
         if spec["dataset"] not in DATASETS:
@@ -113,8 +118,11 @@ def load_experiment(name_or_path: str) -> Experiment:
         overrides = spec.get("set") or []
         if not all(isinstance(o, str) and "=" in o for o in overrides):
             raise UserError(f"{where}.set: expected a list of key.sub=value overrides")
+        if (spec["kind"] == "model") != ("preset" in spec):
+            raise UserError(f"{where}: a run of kind model names its config (preset: NAME_OR_PATH); "
+                            "other kinds take the scale's presets")
         runs[str(run_id)] = RunSpec(str(run_id), spec["kind"], spec["dataset"], tuple(overrides),
-                                    spec.get("stage1"))
+                                    spec.get("stage1"), spec.get("preset"))
     for spec in runs.values():
         if spec.stage1 is not None:
             parent = runs.get(spec.stage1)
@@ -159,7 +167,8 @@ def load_scales(path: str | Path | None = None) -> dict[str, Scale]:
     scales = {}
     for name, spec in data.items():
         where = f"{path}: {name}"
-        _check_keys(where, spec, {"description", "data", "seeds", "presets"}, {"set", "pipeline"})
+        _check_keys(where, spec, {"description", "data", "seeds", "presets"},
+                    {"set", "pipeline", "runs", "not_run"})
         for key, table in spec["presets"].items():
             if key not in (*DATASETS, "default"):
                 raise UserError(f"{where}.presets.{key}: not a dataset ({DATASETS}) or 'default'")
@@ -171,9 +180,13 @@ def load_scales(path: str | Path | None = None) -> dict[str, Scale]:
             if not all(isinstance(o, str) and "=" in o for o in v):
                 raise UserError(f"{where}.set.{k}: expected a list of key.sub=value overrides "
                                 "(keys are kinds of run or run ids)")
+        runs = spec.get("runs")
+        if runs is not None and not (isinstance(runs, list) and all(isinstance(r, str) for r in runs)):
+            raise UserError(f"{where}.runs: expected a list of run ids")
         scales[name] = Scale(name, spec["description"], dict(spec["data"]),
                              tuple(int(s) for s in spec["seeds"]), spec["presets"], overrides,
-                             dict(spec.get("pipeline") or {}))
+                             dict(spec.get("pipeline") or {}), tuple(runs) if runs is not None else None,
+                             spec.get("not_run") or "not run at this scale")
     return scales
 
 

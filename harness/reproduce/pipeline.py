@@ -74,6 +74,9 @@ class Pipeline:
         self.tracking_experiment = f"stackgan-bench-{opts.preset}"
         self.data_root = Path(opts.data or self.scale.data["cub"])
         self.keys: dict[str, str] = {}
+        # The evaluators (dataset classifier, R-precision image encoder, attribute classifier)
+        # judge images at this size (the scale's largest output); None: their preset sizes.
+        self.evaluator_size: int | None = self.pipe.get("evaluator_size")
 
     # ----------------------------------------------------------------------------- steps
     def step(self, name: str, inputs: dict, outputs: list, run: Callable[[], dict | None]) -> str:
@@ -146,13 +149,14 @@ class Pipeline:
             self.step("text-encoder", {**base, "preset": preset, "steps": self.pipe.get("text_steps")},
                       [encoder / "encoder.pt"], train_and_embed)
         evaluator = self.root / "text-encoder-eval"
+        size = self.evaluator_size
         self.step("eval-encoder", {**base, "preset": preset, "steps": self.pipe.get("eval_text_steps"),
-                                   "seed": 1},
+                                   "seed": 1, **({"size": size} if size else {})},
                   [evaluator / "encoder.pt"],
                   lambda: {"metrics": train_text_encoder(
                       self.data_root, evaluator, TextTrainOptions(
                           preset=preset, steps=self.pipe.get("eval_text_steps"), seed=1,
-                          check_data=False), progress=self.opts.progress)})
+                          check_data=False, image_size=size), progress=self.opts.progress)})
 
     def eval_models(self) -> None:
         from harness.eval.classifier import ClassifierOptions, train_classifier
@@ -161,9 +165,16 @@ class Pipeline:
         out = self.root / "classifier"
         preset = self.pipe.get("classifier_preset", "small")
         steps = self.pipe.get("classifier_steps")
-        self.step("classifier", {**base, "preset": preset, "steps": steps}, [out / "classifier.pt"],
+        size = self.evaluator_size
+        sized = {"size": size} if size else {}
+        # Width and batch of the small classifiers (default 32 and 64): at 128 px a narrower,
+        # smaller-batch classifier keeps their training within the CPU budget.
+        shape = {k: self.pipe[f"classifier_{k}"] for k in ("width", "batch_size")
+                 if f"classifier_{k}" in self.pipe}
+        self.step("classifier", {**base, "preset": preset, "steps": steps, **sized, **shape},
+                  [out / "classifier.pt"],
                   lambda: {"metrics": train_classifier(self.data_root, out, ClassifierOptions(
-                      preset=preset, steps=steps), progress=self.opts.progress)})
+                      preset=preset, steps=steps, size=size, **shape), progress=self.opts.progress)})
         self.has_attributes = (self.data_root / "CUB_200_2011" / "attributes"
                                / "caption_attributes.jsonl").exists()
         if self.has_attributes:
@@ -171,10 +182,42 @@ class Pipeline:
 
             steps = self.pipe.get("attribute_steps", 800)
             attr = self.root / "attributes"
-            self.step("attributes", {**base, "steps": steps}, [attr / "attributes.pt"],
+            options = AttributeOptions(steps=steps, **({"image_size": size} if size else {}), **shape)
+            self.step("attributes", {**base, "steps": steps, **sized, **shape}, [attr / "attributes.pt"],
                       lambda: {"metrics": train_attribute_classifier(
-                          self.data_root, attr, AttributeOptions(steps=steps),
-                          progress=self.opts.progress)})
+                          self.data_root, attr, options, progress=self.opts.progress)})
+
+    def metric_validity(self) -> None:
+        """The rulers checked before any model is judged: real test images against controlled
+        degradations, at the evaluators' size (``validity:`` in the scale's pipeline)."""
+        validity = self.pipe.get("validity")
+        if not validity:
+            return
+        from dataclasses import asdict
+
+        from harness.eval.validity import ValidityRequest, log_report, validate_metrics, write_report
+
+        ev = self.pipe.get("eval") or {}
+        size = self.evaluator_size or ev.get("size") or 64
+        known = ("is", "fid", "kid", "rprec", "attr")
+        metrics = tuple(m for m in ev.get("metrics", ("is", "fid", "kid"))
+                        if m in known and (m != "attr" or self.has_attributes))
+        request = ValidityRequest(
+            data=str(self.data_root), size=size, classifier=str(self.root / "classifier" / "classifier.pt"),
+            rprec_encoder=str(self.root / "text-encoder-eval" / "encoder.pt") if "rprec" in metrics else None,
+            attr_classifier=str(self.root / "attributes" / "attributes.pt") if "attr" in metrics else None,
+            metrics=metrics, bootstrap=validity.get("bootstrap", 200))
+        out = self.root / "validity"
+
+        def run() -> dict:
+            report = validate_metrics(request, progress=self.opts.progress)
+            write_report(report, out)
+            log_report(report, out, experiment=self.tracking_experiment)
+            return {"checks": report["checks"]}
+
+        upstream = {k: self.keys[k] for k in ("classifier", "eval-encoder", "attributes") if k in self.keys}
+        self.step("validity", {"request": asdict(request), "upstream": upstream,
+                               "code": code_hash(*EVAL_CODE)}, [out / "validity.json"], run)
 
     def plan(self) -> list[PlannedRun]:
         runs = merge_runs(self.experiments)
@@ -185,9 +228,23 @@ class Pipeline:
             wanted = set(self.opts.only_runs) | {runs[r].stage1 for r in self.opts.only_runs
                                                  if runs[r].stage1}
             runs = {k: v for k, v in runs.items() if k in wanted}
+        validate = self.pipe.get("validate") or {}
+        every = [f"train.validate_every={validate['every']}"] if validate.get("every") else []
         return plan_runs(runs, self.scale, self.root, {"cub": str(self.data_root)},
-                         ["data.check=false", *self.opts.extra],
+                         ["data.check=false", *every, *self.opts.extra],
                          tracking_experiment=self.tracking_experiment)
+
+    def _validator(self, cfg):
+        """The in-training validation of a run (val.fid at the evaluation size), when the scale
+        asks for one."""
+        validate = self.pipe.get("validate") or {}
+        if not validate.get("every"):
+            return None
+        from harness.eval.validation import FidValidator
+
+        size = self.evaluator_size or (self.pipe.get("eval") or {}).get("size") or 64
+        return FidValidator(cfg, str(self.root / "classifier" / "classifier.pt"), size,
+                            images=validate.get("images", 256))
 
     def train_runs(self, planned: list[PlannedRun]) -> None:
         from harness.config.load import to_dict
@@ -222,7 +279,8 @@ class Pipeline:
             def run(p=p, key=key) -> dict:
                 self.stamps.record(f"started:{p.name}", key)
                 status = run_status(p)
-                result = train(p.config, resume=status == "resume", progress=self.opts.progress)
+                result = train(p.config, resume=status == "resume", progress=self.opts.progress,
+                               validator=self._validator(p.config))
                 if result.stopped_by_signal:
                     raise KeyboardInterrupt
                 return {"steps": result.steps, "run_dir": str(p.run_dir)}
@@ -367,6 +425,7 @@ class Pipeline:
         self.dataset()
         self.text_encoders()
         self.eval_models()
+        self.metric_validity()
         planned = self.plan()
         self.train_runs(planned)
         self.evaluate_runs(planned)

@@ -20,14 +20,32 @@ _STAGE1_KEYS = ("variant", "z_dim", "text_dim", "ca_dim", "gf_dim", "stage1_size
 
 
 def family_section(cfg: RunConfig):
-    """The config section that describes the networks of the run's model family."""
-    return {"stackgan": cfg.model, "gan_int_cls": cfg.baseline, "gawwn": cfg.gawwn}[cfg.family]
+    """The config section that describes the networks of the run's model family (for a model of
+    the user's own: its ``Config`` built from the ``custom`` section)."""
+    builtin = {"stackgan": cfg.model, "gan_int_cls": cfg.baseline, "gawwn": cfg.gawwn}
+    if cfg.family in builtin:
+        return builtin[cfg.family]
+    from harness.runner.protocol import resolve_family
+
+    cls = resolve_family(cfg.family)
+    try:
+        section = cls.Config(**cfg.custom)
+    except TypeError as exc:
+        raise UserError(f"custom: does not fit {cfg.family}'s Config ({exc})") from None
+    errors = section.validate() if hasattr(section, "validate") else []
+    if errors:
+        raise UserError("custom: " + "; ".join(errors))
+    return section
 
 
 def variant_of(cfg: RunConfig) -> str:
-    """The family's variant: StackGAN paper|pytorch, GAN-INT-CLS's four, GAWWN bbox|keypoints."""
-    return {"stackgan": cfg.model.variant, "gan_int_cls": cfg.baseline.variant,
-            "gawwn": cfg.gawwn.conditioning}[cfg.family]
+    """The family's variant: StackGAN paper|pytorch, GAN-INT-CLS's four, GAWWN bbox|keypoints;
+    a user's model: its Config's ``variant`` if it has one, else its class name."""
+    builtin = {"stackgan": lambda: cfg.model.variant, "gan_int_cls": lambda: cfg.baseline.variant,
+               "gawwn": lambda: cfg.gawwn.conditioning}
+    if cfg.family in builtin:
+        return builtin[cfg.family]()
+    return str(getattr(family_section(cfg), "variant", cfg.family.rpartition(":")[2]))
 
 
 def image_size(cfg: RunConfig) -> int:
@@ -40,6 +58,10 @@ def z_dim(cfg: RunConfig) -> int:
 
 def conditions_of(cfg: RunConfig) -> tuple[str, ...]:
     """What a run's model takes besides text and noise, by the batch keys that carry it."""
+    if cfg.family not in ("stackgan", "gan_int_cls", "gawwn"):
+        from harness.runner.protocol import resolve_family
+
+        return tuple(getattr(resolve_family(cfg.family), "conditions", ()))
     if cfg.family != "gawwn":
         return ()
     return ("box",) if cfg.gawwn.conditioning == "bbox" else ("parts",)
@@ -112,6 +134,11 @@ def stage1_generator_from_state(cfg: RunConfig, state: dict) -> Stage1Generator:
 def build_model(cfg: RunConfig, device: torch.device, stage1_state: dict | None = None):
     """``stage1_state``: a Stage-II's frozen Stage-I from its own checkpoint, instead of loading
     the run that ``train.stage1_run`` names."""
+    if cfg.family not in ("stackgan", "gan_int_cls", "gawwn"):
+        from harness.runner.protocol import resolve_family
+
+        return resolve_family(cfg.family)(family_section(cfg), cfg.optim, seed=cfg.train.seed,
+                                          device=device)
     if cfg.family == "gan_int_cls":
         from baselines.gan_int_cls import GanIntClsModel
 

@@ -27,7 +27,7 @@ from stackgan.model import step_seed
 MANIFEST = "manifest.jsonl"
 
 
-def _caption_items(cfg, split: str, captions_per_image: int, limit: int | None,
+def caption_items(cfg, split: str, captions_per_image: int, limit: int | None,
                    conditions: tuple[str, ...] = ()) -> list[dict]:
     index = load_index(cfg.data.root, split, cfg.data.layout)
     emb = index.load_embeddings(cfg.data.embeddings_file)
@@ -96,7 +96,7 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
         raise UserError("--per-caption must be at least 1")
     cfg, model, _ = load_run(run_dir, device)
     conditions = model_conditions(model)
-    items = (_caption_items(cfg, split, captions_per_image, limit, conditions) if split
+    items = (caption_items(cfg, split, captions_per_image, limit, conditions) if split
              else _text_items(cfg, captions_file, encoder))
     if caption_ids is not None:
         by_id = {item["caption_id"]: item for item in items}

@@ -12,6 +12,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,19 +138,23 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> tuple[Path, dict | None]:
     return run_dir, load_checkpoint(latest)
 
 
-def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunResult:
+def train(cfg: RunConfig, resume: bool = False, progress: bool = True,
+          validator: Callable[[object], dict[str, float]] | None = None) -> RunResult:
+    """``validator(model) -> {name: value}`` runs every ``train.validate_every`` steps (and at
+    the end) on the main rank; its values are logged with the step (e.g. ``val.fid`` from
+    ``harness.eval.validation``). The caller builds it, so this loop knows no metric."""
     device = resolve_device(cfg.train.device)
     ctx = ddp.init_from_env(device.type)
     if ctx.enabled and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
     try:
-        return _train(cfg, resume, progress and ctx.is_main, device, ctx)
+        return _train(cfg, resume, progress and ctx.is_main, device, ctx, validator)
     finally:
         ddp.shutdown(ctx)
 
 
 def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
-           ctx: ddp.DistContext) -> RunResult:
+           ctx: ddp.DistContext, validator=None) -> RunResult:
     set_determinism(cfg.train.deterministic)
     seed_all(cfg.train.seed)
     run_dir, resumed = prepare_run_dir(cfg, resume)
@@ -293,6 +298,12 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                     last_means = means
                 else:
                     last_means = None
+                every = cfg.train.validate_every
+                if validator is not None and main and every and (step % every == 0 or step == total):
+                    values = validator(model)
+                    with open(metrics_log, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({"step": step, "epoch": epoch, **values}) + "\n")
+                    tracker.log_metrics(values, step)
                 if main and (step % cfg.train.sample_every == 0 or step == total):
                     grid = run_dir / "samples" / f"step-{step:09d}.png"
                     _save_grid(model, sample_emb, sample_noise, sample_conditions, grid)

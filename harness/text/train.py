@@ -46,6 +46,13 @@ class TextTrainOptions:
     grad_clip: float = 5.0
     seed: int = 0
     check_data: bool = True
+    # The image encoder's input size (default: the preset's). An R-precision evaluator judges
+    # images at the size it was trained at.
+    image_size: int | None = None
+
+    def encoder_config(self) -> EncoderConfig:
+        cfg = PRESETS[self.preset]
+        return cfg if self.image_size is None else replace(cfg, image_size=self.image_size)
 
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else DEFAULT_STEPS[self.preset]
@@ -130,7 +137,7 @@ def train_text_encoder(data_root: str | os.PathLike, out_dir: str | os.PathLike,
     """
     if options.preset not in PRESETS:
         raise UserError(f"unknown preset {options.preset!r}; known: {', '.join(PRESETS)}")
-    cfg = PRESETS[options.preset]
+    cfg = options.encoder_config()
     data_root, out_dir = Path(data_root), Path(out_dir)
     if options.check_data:
         from harness.data.check import check_dataset

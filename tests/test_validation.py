@@ -1,0 +1,66 @@
+"""In-training validation (val.fid): it changes nothing training computes, and measures what it
+claims on known inputs."""
+
+import json
+import math
+
+import torch
+from conftest import smoke_config
+
+from harness.eval.validation import FidValidator
+from harness.runner.checkpoint import load_checkpoint
+from harness.runner.trainer import train
+
+
+def test_validating_leaves_training_bitwise_unchanged(smoke_data, tmp_path, classifier_ckpt):
+    plain = smoke_config(smoke_data, tmp_path, "name=plain", "train.max_steps=6")
+    checked = smoke_config(smoke_data, tmp_path, "name=checked", "train.max_steps=6",
+                           "train.validate_every=2")
+    train(plain, progress=False)
+    validator = FidValidator(checked, str(classifier_ckpt), size=64, images=16)
+    train(checked, progress=False, validator=validator)
+    a = load_checkpoint(tmp_path / "plain" / "checkpoints" / "final.pt")["model"]
+    b = load_checkpoint(tmp_path / "checked" / "checkpoints" / "final.pt")["model"]
+    for net in ("netG", "netD"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net])
+    records = [json.loads(ln) for ln in (tmp_path / "checked" / "metrics.jsonl").read_text().splitlines()]
+    val = [(r["step"], r["val.fid"]) for r in records if "val.fid" in r]
+    assert [s for s, _ in val] == [2, 4, 6] and all(math.isfinite(v) and v > 0 for _, v in val)
+
+
+class _Replay:
+    """A stand-in model whose images are given: the real test images, or noise."""
+
+    conditions = ()
+
+    def __init__(self, images):
+        self.images, self.used = images, 0
+
+    def eval(self):
+        pass
+
+    def train(self):
+        pass
+
+    def sample_noise(self, batch, generator):
+        return {"z": torch.zeros(batch, 1)}
+
+    def generate(self, embedding, noise, *eps):
+        out = self.images[self.used:self.used + len(embedding)]
+        self.used += len(embedding)
+        return {"stage1": out}
+
+
+def test_real_images_score_zero_and_noise_does_not(smoke_data, tmp_path):
+    from harness.data.real_images import load_real_tensor
+    from harness.eval.classifier import ClassifierOptions, train_classifier
+
+    train_classifier(smoke_data, tmp_path, ClassifierOptions(steps=30, width=8), progress=False)
+    cfg = smoke_config(smoke_data, "unused")
+    real = load_real_tensor(smoke_data, "test", 64, progress=False)
+    validator = FidValidator(cfg, str(tmp_path / "classifier.pt"), size=64, images=len(real))
+    assert len(validator.items) == len(real)  # every test image, in order: the same set
+    same = validator(_Replay(real.float() / 127.5 - 1))["val.fid"]
+    assert abs(same) < 1e-6
+    noise = torch.rand(len(real), 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert validator(_Replay(noise))["val.fid"] > 1.0
