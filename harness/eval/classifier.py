@@ -73,6 +73,16 @@ class SmallClassifier(nn.Module):
         pool = self.features(x).mean(dim=(2, 3))
         return pool, self.fc(pool)
 
+    def forward_all(self, x) -> dict[str, torch.Tensor]:
+        """The pooled last block, the logits, and ``mid``: the third block's activations averaged
+        over space. FID and KID read ``mid``: the metric-validity test (eval --validate) found the
+        last block's pooled features nearly blind to a 2× loss of resolution at 128 px, the third
+        block's not (it still sees textures)."""
+        h = self.features[:18](x)
+        mid = h.mean(dim=(2, 3))
+        pool = self.features[18:](h).mean(dim=(2, 3))
+        return {"pool": pool, "mid": mid, "logits": self.fc(pool)}
+
 
 class InceptionClassifier(nn.Module):
     def __init__(self, n_classes: int, init_checkpoint: str | None = None):
@@ -94,6 +104,10 @@ class InceptionClassifier(nn.Module):
         pool = n.avgpool(x).flatten(1)
         return pool, n.fc(pool)
 
+    def forward_all(self, x) -> dict[str, torch.Tensor]:
+        pool, logits = self.forward_features(x)
+        return {"pool": pool, "mid": pool, "logits": logits}  # Inception: its own pool for FID
+
 
 def build(options: ClassifierOptions, n_classes: int, with_init: bool = False) -> nn.Module:
     if options.preset == "small":
@@ -104,8 +118,10 @@ def build(options: ClassifierOptions, n_classes: int, with_init: bool = False) -
 
 
 def pool_dim(model: nn.Module) -> int:
-    """Width of the pooled features used for FID/KID."""
-    return (model.net.fc if isinstance(model, InceptionClassifier) else model.fc).in_features
+    """Width of the features FID/KID read (``mid``)."""
+    if isinstance(model, InceptionClassifier):
+        return model.net.fc.in_features
+    return model.features[12].out_channels
 
 
 def prepare(images_u8: torch.Tensor, size: int) -> torch.Tensor:
@@ -210,12 +226,13 @@ class DatasetClassifierExtractor(FeatureExtractorBase):
 
     @staticmethod
     def get_provided_features_list():
-        # logits_calibrated = logits / T, the temperature fitted on held-out real images (IS*).
-        return ("pool", "logits", "logits_calibrated")
+        # logits_calibrated = logits / T, the temperature fitted on held-out real images (IS*);
+        # mid: the pooled third block (SmallClassifier.forward_all), what FID and KID read.
+        return ("pool", "mid", "logits", "logits_calibrated")
 
     @staticmethod
     def get_default_feature_layer_for_metric(metric):
-        return {"isc": "logits", "fid": "pool", "kid": "pool", "prc": "pool"}[metric]
+        return {"isc": "logits", "fid": "mid", "kid": "mid", "prc": "mid"}[metric]
 
     @staticmethod
     def can_be_compiled():
@@ -226,8 +243,8 @@ class DatasetClassifierExtractor(FeatureExtractorBase):
         return torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
 
     def forward(self, x):
-        pool, logits = self.model.forward_features(prepare(x, self.size))
-        out = {"pool": pool, "logits": logits, "logits_calibrated": logits / self.temperature}
+        out = self.model.forward_all(prepare(x, self.size))
+        out["logits_calibrated"] = out["logits"] / self.temperature
         return tuple(out[name] for name in self.features_list)
 
 

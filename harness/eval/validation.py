@@ -47,7 +47,7 @@ class FidValidator:
 
     @torch.no_grad()
     def _features(self, images_u8: torch.Tensor) -> np.ndarray:
-        pools = [self.classifier.forward_features(prepare(images_u8[i:i + 128], self.classifier_size))[0]
+        pools = [self.classifier.forward_all(prepare(images_u8[i:i + 128], self.classifier_size))["mid"]
                  for i in range(0, len(images_u8), 128)]
         return torch.cat(pools).double().numpy()
 
