@@ -88,8 +88,8 @@ def test_report_writes_tables_figures_and_index(smoke):
     t1 = (root / "reports" / "table1" / "table.md").read_text()
     assert "no oxford102 folder at the smoke scale" in t1
     claims = json.loads((t2 / "claims.json").read_text())
-    assert {c["claim"] for c in claims} == {"CA helps", "two stages above one", "Stage-II above its own Stage-I",
-                                            "text twice helps"}
+    assert {c["claim"] for c in claims} == {"CA helps", "two stages above one",
+                                            "Stage-II above its own Stage-I", "text twice helps"}
     assert all(p["verdict"] == "not tested (1 seed)" for c in claims for p in c["pairs"])
     assert r"\begin{tabular}" in (t2 / "table.tex").read_text()
     assert set(out["reports"]) == {"table1", "table2"}
