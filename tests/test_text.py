@@ -208,7 +208,7 @@ def test_r_precision_real_images_beat_chance_and_eval_run_logs_to_mlflow(trained
     train(cfg, progress=False)
     run = tmp_path / "smoke_stage1"
     assert main(["eval", "--run", str(run), "--data", str(root), "--metrics", "rprec",
-                 "--rprec-encoder", str(evaluator / "encoder.pt"), "--captions-per-image", "1"]) == 0
+                 "--rprec-encoder", str(evaluator / "encoder.pt"), "--protocol", "all-captions"]) == 0
     result = json.loads((run / "eval.json").read_text())
     assert 0 <= result["values"]["rprec_mean"] <= 1
     assert result["settings"]["rprec"]["evaluator_seed"] == 7
@@ -218,3 +218,30 @@ def test_r_precision_real_images_beat_chance_and_eval_run_logs_to_mlflow(trained
     mlrun = client.get_run((run / "mlflow_run_id").read_text())
     assert mlrun.data.metrics["eval.rprec_mean"] == pytest.approx(result["values"]["rprec_mean"])
     assert mlrun.info.status == "FINISHED" and "eval.rprec.evaluator_sha256" in mlrun.data.tags
+    # Samples from elsewhere: the same images in a folder of the documented manifest format score
+    # the same R-precision through eval --fake, and go into a blinded study beside the run.
+    import shutil
+
+    samples = run / result["samples"]
+    external = tmp_path / "external"
+    (external / "pictures").mkdir(parents=True)
+    rows = []
+    for n, line in enumerate((samples / "manifest.jsonl").read_text().splitlines()):
+        rec = json.loads(line)
+        shutil.copy(samples / rec["file"], external / "pictures" / f"{n}.png")
+        rows.append({"file": f"pictures/{n}.png", "caption_id": rec["caption_id"],
+                     "caption": rec["caption"], "class_id": rec["class_id"]})
+    (external / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["eval", "--fake", str(external), "--data", str(root), "--metrics", "rprec",
+                 "--rprec-encoder", str(evaluator / "encoder.pt"), "--json"]) == 0
+    from harness.eval.evaluate import EvalRequest, evaluate
+
+    outside = evaluate(EvalRequest(fake=str(external), metrics=("rprec",), data=str(root),
+                                   rprec_encoder=str(evaluator / "encoder.pt")))
+    assert outside["values"]["rprec_mean"] == result["values"]["rprec_mean"]
+    study = tmp_path / "study"
+    assert main(["human", "make", "--runs", str(run), "--samples", f"elsewhere={external}",
+                 "--captions", "2", "--per-model", "1", "--raters", "2", "--no-checks",
+                 "--out", str(study)]) == 0
+    key = json.loads((study / "key.json").read_text())
+    assert set(key["models"]) == {run.name, "elsewhere"}

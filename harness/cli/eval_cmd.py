@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 from harness.cli.common import add_command, add_group
 from harness.eval.classifier import DEFAULT_STEPS, ClassifierOptions
@@ -154,28 +155,25 @@ def _eval(args) -> int:
     from harness.eval.protocols import resolve
 
     protocol = resolve(args.protocol, args.captions_per_image, args.per_caption)
-    fake = args.fake
-    if args.run:
-        from harness.eval.run_eval import sample_for_eval
-
-        fake = str(sample_for_eval(args.run, args.split, protocol, args.seed))
-    elif args.ceiling:
-        if not args.data:
-            raise UserError("--ceiling needs --data DATASET")
-        fake = str(real_as_samples(args.data, args.split, args.size or 64, protocol.captions_per_image))
-    result = evaluate(EvalRequest(
-        fake=fake, metrics=metrics, data=args.data, real=args.real, split=args.split,
+    request = EvalRequest(
+        fake=args.fake, metrics=metrics, data=args.data, real=args.real, split=args.split,
         extractor=args.extractor, classifier=args.classifier, inception_weights=args.inception_weights,
         inception_sha256=args.inception_sha256, rprec_encoder=args.rprec_encoder,
         attr_classifier=args.attr_classifier, size=args.size,
         splits=args.splits, kid_subset_size=args.kid_subset_size, seed=args.seed,
-        batch_size=args.batch_size))
-    if args.run or args.ceiling:
-        result["settings"].update(protocol.settings())
-    if args.run:
-        from harness.eval.run_eval import log_to_run
+        batch_size=args.batch_size)
+    if args.run:  # sampled, evaluated and logged under the run's lock (harness.eval.run_eval)
+        from harness.eval.run_eval import evaluate_run
 
-        log_to_run(args.run, result)
+        result = evaluate_run(args.run, request, protocol)
+    elif args.ceiling:
+        if not args.data:
+            raise UserError("--ceiling needs --data DATASET")
+        fake = str(real_as_samples(args.data, args.split, args.size or 64, protocol.captions_per_image))
+        result = evaluate(replace(request, fake=fake))
+        result["settings"].update(protocol.settings())
+    else:
+        result = evaluate(request)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

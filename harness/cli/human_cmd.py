@@ -17,8 +17,12 @@ def register(sub) -> None:
                     "form and a CSV sheet per rater; the model key goes to key.json only.",
                     "stackgan-bench human make --runs runs/quick/cub-sg-256-s0 "
                     "runs/quick/cub-gan-int-cls-s0 --captions 2 --per-class --raters 10 --out study")
-    p.add_argument("--runs", nargs="+", required=True, metavar="RUN_OR_SAMPLES",
+    p.add_argument("--runs", nargs="+", default=[], metavar="RUN_OR_SAMPLES",
                    help="run folders (sampled now) or `sample` folders (reused)")
+    p.add_argument("--samples", action="append", default=[], metavar="NAME=DIR",
+                   help="a samples folder written elsewhere (manifest.jsonl with caption_id and "
+                   "file per image; README 'Samples from elsewhere'), under the model name NAME "
+                   "(repeatable)")
     p.add_argument("--names", nargs="+", default=None, help="model names for the key and the "
                    "scores (default: the folder names)")
     p.add_argument("--captions", type=int, default=DEFAULTS.captions,
@@ -57,11 +61,21 @@ def register(sub) -> None:
 
 
 def _make(args) -> int:
+    from harness.errors import UserError
     from harness.human.study import make_study
 
+    sources, names = list(args.runs), list(args.names or [Path(r).resolve().name for r in args.runs])
+    if args.names and len(args.names) != len(args.runs):
+        raise UserError("--names gives one name per --runs folder (--samples carry their own)")
+    for item in args.samples:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise UserError(f"--samples {item!r}: expected NAME=DIR")
+        sources.append(folder)
+        names.append(name)
     out = make_study(StudyOptions(
-        sources=args.runs, out=args.out, captions=args.captions, per_class=args.per_class,
-        per_model=args.per_model, raters=args.raters, seed=args.seed, names=args.names,
+        sources=sources, out=args.out, captions=args.captions, per_class=args.per_class,
+        per_model=args.per_model, raters=args.raters, seed=args.seed, names=names,
         data=args.data, ratings=not args.no_ratings, attention_checks=not args.no_checks))
     print(f"study {out['study_id']}: {out['items']} descriptions + {out['checks']} checks, "
           f"{len(out['models'])} models, {out['raters']} raters -> {out['out']}")

@@ -21,9 +21,11 @@ class RunOutcome:
 
 
 def run_status(p: PlannedRun) -> str:
-    """fresh | resume | done | skipped"""
+    """fresh | resume | done | skipped | external"""
     if p.skipped:
         return "skipped"
+    if p.external:
+        return "external"
     run_dir = p.run_dir
     if CheckpointStore(run_dir / "checkpoints").latest() is None:
         return "fresh"
@@ -42,6 +44,10 @@ def execute(planned: list[PlannedRun], progress: bool = True,
         if status == "skipped":
             outcomes.append(RunOutcome(p.name, "skipped", p.skipped or ""))
             report(f"skip   {p.name}: {p.skipped}")
+            continue
+        if status == "external":
+            outcomes.append(RunOutcome(p.name, "external", p.external))
+            report(f"extern {p.name}: samples in {p.external} (evaluated, not trained)")
             continue
         if status == "done":
             outcomes.append(RunOutcome(p.name, "done", str(p.run_dir)))

@@ -25,10 +25,18 @@ class PlannedRun:
     overrides: list[str]
     config: RunConfig | None
     skipped: str | None = None  # why it cannot run at this scale
+    folder: Path | None = None  # an external row's folder (its eval.json), beside the runs
 
     @property
     def run_dir(self) -> Path | None:
+        if self.folder is not None:
+            return self.folder
         return None if self.config is None else Path(self.config.runs_dir) / self.config.name
+
+    @property
+    def external(self) -> str | None:
+        """The samples folder of an external row (nothing to train)."""
+        return self.spec.samples
 
 
 def run_name(run_id: str, seed: int) -> str:
@@ -58,8 +66,12 @@ def plan_runs(runs: dict[str, RunSpec], scale: Scale, runs_root: str | Path,
             elif spec.dataset not in data_roots:
                 skipped = (f"no {spec.dataset} folder at the {scale.name} scale "
                            f"(pass --data {spec.dataset}=DIR)")
-            elif preset is None:
+            elif preset is None and spec.kind != "external":
                 skipped = f"the {scale.name} scale has no {spec.kind} preset for {spec.dataset}"
+            if spec.kind == "external" and not skipped:
+                if seed == (seeds or scale.seeds)[0]:  # one folder of samples: one row entry
+                    planned.append(PlannedRun(spec, seed, name, None, [], None, folder=runs_root / name))
+                continue
             if skipped:
                 planned.append(PlannedRun(spec, seed, name, preset, [], None, skipped))
                 continue

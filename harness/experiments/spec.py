@@ -13,7 +13,8 @@ from harness.config.load import resolve_named_yaml
 from harness.errors import UserError
 
 EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "experiments"
-KINDS = ("stage1", "stage2", "gan_int_cls", "gawwn", "model")  # model: any family, its own preset
+# model: any family, its own preset; external: samples written elsewhere (a folder), not trained
+KINDS = ("stage1", "stage2", "gan_int_cls", "gawwn", "model", "external")
 DATASETS = ("cub", "oxford102", "coco")
 
 
@@ -25,6 +26,7 @@ class RunSpec:
     set: tuple[str, ...] = ()
     stage1: str | None = None  # a Stage-II run: the id of its Stage-I run
     preset: str | None = None  # a config (name or path) used at every scale, e.g. your model's
+    samples: str | None = None  # kind external: a samples folder (manifest.jsonl, README)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def load_experiment(name_or_path: str) -> Experiment:
     runs: dict[str, RunSpec] = {}
     for run_id, spec in (data["runs"] or {}).items():
         where = f"{path}: runs.{run_id}"
-        _check_keys(where, spec, {"kind", "dataset"}, {"set", "stage1", "preset"})
+        _check_keys(where, spec, {"kind", "dataset"}, {"set", "stage1", "preset", "samples"})
         if spec["kind"] not in KINDS:
             raise UserError(f"{where}.kind: {spec['kind']!r} is not one of {KINDS}")
         if spec["dataset"] not in DATASETS:
@@ -121,8 +123,11 @@ def load_experiment(name_or_path: str) -> Experiment:
         if (spec["kind"] == "model") != ("preset" in spec):
             raise UserError(f"{where}: a run of kind model names its config (preset: NAME_OR_PATH); "
                             "other kinds take the scale's presets")
+        if (spec["kind"] == "external") != ("samples" in spec):
+            raise UserError(f"{where}: a run of kind external names its samples folder (samples: DIR), "
+                            "and only it does")
         runs[str(run_id)] = RunSpec(str(run_id), spec["kind"], spec["dataset"], tuple(overrides),
-                                    spec.get("stage1"), spec.get("preset"))
+                                    spec.get("stage1"), spec.get("preset"), spec.get("samples"))
     for spec in runs.values():
         if spec.stage1 is not None:
             parent = runs.get(spec.stage1)

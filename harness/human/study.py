@@ -132,8 +132,6 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
 
 
 def make_study(opts: StudyOptions) -> dict:
-    from harness.runner.sample import sample_run
-
     if opts.per_model < 1 or opts.raters < 1 or opts.captions < 1:
         raise UserError("--per-model, --raters and --captions must be at least 1")
     sources = [Path(s) for s in opts.sources]
@@ -151,8 +149,22 @@ def make_study(opts: StudyOptions) -> dict:
     caption_ids = [c["caption_id"] for c in captions]
     rng = random.Random(f"{opts.seed}:ids")
     out = Path(opts.out)
+    from harness.locks import exclusive
+
+    # One maker per output (a lock file beside it: the study folder appears whole at the end).
+    with exclusive(out, "makes a study", path=out.with_name(f".{out.name}.lock")):
+        return _make_study(opts, out, sources, names, kinds, data, captions, caption_ids, rng)
+
+
+def _make_study(opts: StudyOptions, out: Path, sources, names, kinds, data, captions, caption_ids,
+                rng: random.Random) -> dict:
+    from harness.runner.sample import sample_run
+
     if out.exists():
         raise UserError(f"{out}: exists; a study is written once (choose another --out)")
+    from harness.atomic import remove_stale_temporaries
+
+    remove_stale_temporaries(out.parent, out.name)  # a killed maker's .partial (we hold the lock)
 
     with tempfile.TemporaryDirectory(prefix="study-samples-") as scratch, \
             atomic_directory(out) as tmp:
