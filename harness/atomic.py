@@ -28,8 +28,11 @@ def _fsync_dir(path: Path) -> None:
 def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     """Open a temporary file next to ``path``; on success fsync it and rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, mode) as handle:
@@ -38,9 +41,37 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as exc:  # a full disk, a quota, a read-only mount: say which file
+        tmp.unlink(missing_ok=True)
+        raise _cannot_write(path, exc) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(path: Path, exc: OSError):
+    from harness.errors import UserError
+
+    return UserError(f"{path}: cannot write ({exc.strerror or exc}); nothing was changed there")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Temporary siblings a killed process left behind (``.<name>.*.tmp`` files and
+    ``.<name>.*.partial`` folders; any name when ``name`` is None). Call it only while holding
+    the folder's lock, so that no live writer's temporary goes."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    prefix = f".{name}." if name else "."
+    removed = []
+    for p in folder.iterdir():
+        if p.name.startswith(prefix) and p.suffix in (".tmp", ".partial"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -39,8 +39,8 @@ def _settings(ckpt, tmp_path, **kw):
 def _direct_features(ckpt, images):
     model, _ = load_classifier(ckpt)
     with torch.no_grad():
-        pool, logits = model.forward_features(prepare(images, 64))
-    return pool.double().numpy(), logits
+        out = model.forward_all(prepare(images, 64))
+    return out["mid"].double().numpy(), out["pool"], out["logits"]
 
 
 def numpy_fid(f1, f2):
@@ -116,8 +116,8 @@ def test_features_equal_a_direct_forward(classifier_ckpt):
     fx = create_feature_extractor("dataset-classifier", ["pool", "logits"], cuda=False,
                                   feature_extractor_weights_path=str(classifier_ckpt), verbose=False)
     feats = get_featuresdict_from_dataset(Images(images), fx, 7, False, True, False)
-    pool, logits = _direct_features(classifier_ckpt, images)
-    assert torch.allclose(feats["pool"].double(), torch.from_numpy(pool), rtol=1e-5, atol=1e-6)
+    _, pool, logits = _direct_features(classifier_ckpt, images)
+    assert torch.allclose(feats["pool"].double(), pool.double(), rtol=1e-5, atol=1e-6)
     assert torch.allclose(feats["logits"], logits, rtol=1e-5, atol=1e-6)
 
 
@@ -189,7 +189,7 @@ def test_small_samples_are_flagged_not_crashed(classifier_ckpt, tmp_path):
     fake, real = _images(30, 8), _images(40, 9)
     result = evaluate_sets(Images(fake), Images(real), ("fid", "kid"), _settings(classifier_ckpt, tmp_path))
     text = " ".join(result["warnings"])
-    assert "FID from 30 images with 64-dimensional features is unreliable" in text
+    assert "FID from 30 images with 32-dimensional features is unreliable" in text
     assert "KID subset size lowered from 1000 to 30" in text
     assert result["settings"]["kid_subset_size"] == 30 and math.isfinite(result["values"]["kid_mean"])
 
@@ -230,7 +230,7 @@ def test_inception_weights_missing_wrong_and_any(tmp_path, monkeypatch):
     assert "--inception-weights" in missing.unavailable_reason
     wrong = tmp_path / "weights.pth"
     wrong.write_bytes(b"not the inception weights")
-    with pytest.raises(UserError, match="refusing to load it"):
+    with pytest.raises(UserError, match="refusing to use it"):
         iw.resolve_inception_weights(wrong)
     anyw = iw.resolve_inception_weights(wrong, "any")
     assert anyw.available and not anyw.standard and len(anyw.sha256) == 64
@@ -276,7 +276,7 @@ def test_classifier_learns_and_eval_cli_reports_values_with_settings(tmp_path, c
     assert abs(out["values"]["fid"]) < 1e-3  # the same images as the real set
     assert out["settings"]["n_fake"] == 100 and out["settings"]["resize"] == 64
     assert out["settings"]["real_cache_name"].startswith("real-")
-    assert any("unreliable" in w for w in out["warnings"])  # 100 images, 128-d features
+    assert not any("unreliable" in w for w in out["warnings"])  # 100 images > 64-d features
 
     monkeypatch.setattr(iw, "_hub_cache_path", lambda: tmp_path / "none" / iw.FILE_NAME)
     monkeypatch.delenv(iw.ENV_VAR, raising=False)
@@ -425,3 +425,63 @@ def test_channels_last_inception_matches_torch_fidelity_default(tmp_path):
         a, b = feats["inception-v3-compat"][layer], feats[inception_fast.NAME][layer]
         assert a.std(0).mean() > 1e-3  # the stand-in weights give features that vary by image
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * a.abs().max().item())
+
+
+def test_inception_weights_need_the_full_standard_hash(tmp_path, monkeypatch):
+    """The file name's 8-hex prefix can be brute-forced: only the full SHA-256 passes."""
+    weights = tmp_path / iw.FILE_NAME
+    weights.write_bytes(b"a file whose hash merely starts like the standard one")
+    monkeypatch.setattr(iw, "sha256_file", lambda path: iw.HASH_PREFIX + "0" * 56)
+    with pytest.raises(UserError, match="is not that of"):
+        iw.resolve_inception_weights(weights)
+    monkeypatch.setattr(iw, "sha256_file", lambda path: iw.STANDARD_SHA256)
+    assert iw.resolve_inception_weights(weights).standard
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_no_inception_weights_file_is_ever_unpickled_in_full(tmp_path):
+    """Even accepted with --inception-sha256 any, a file that is not plain tensors is refused
+    before any of its code runs (torch-fidelity itself would load it with weights_only=False)."""
+    import pickle
+
+    from harness.eval import inception_fast
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "weights.pth"
+    evil.write_bytes(pickle.dumps({"fc.weight": _RunsCode(marker)}))
+    accepted = iw.resolve_inception_weights(evil, "any")
+    assert accepted.available and not accepted.standard
+    with pytest.raises(UserError, match="not a plain state dict"):
+        inception_fast.ChannelsLastInceptionV3(inception_fast.NAME, ["2048"],
+                                               feature_extractor_weights_path=str(accepted.path))
+    assert not marker.exists()
+
+
+def test_a_planted_or_foreign_cache_file_never_runs_and_is_recomputed(classifier_ckpt, tmp_path):
+    """Cached real-set features are an .npz read without pickle, checked against their key."""
+    import pickle
+
+    fake, real = _images(60, 10), _images(60, 11)
+    desc = {"data": "fp", "split": "test", "size": 32, "n": 60}
+    first = evaluate_sets(Images(fake), Images(real), ("fid",), _settings(classifier_ckpt, tmp_path), desc)
+    [cached] = (tmp_path / "cache").glob(f"{first['settings']['real_cache_name']}*")
+    assert cached.suffix == ".npz"
+    marker = tmp_path / "ran"
+    cached.write_bytes(pickle.dumps({"features": _RunsCode(marker)}))
+    again = evaluate_sets(Images(fake), Images(real), ("fid",), _settings(classifier_ckpt, tmp_path), desc)
+    assert again["values"] == first["values"] and not marker.exists()
+    # A well-formed file under this name but for another key is not trusted either.
+    import numpy as np
+
+    np.savez(cached, key=np.array("real-something-else"), mid=np.zeros((60, 64), np.float32))
+    third = evaluate_sets(Images(fake), Images(real), ("fid",), _settings(classifier_ckpt, tmp_path), desc)
+    assert third["values"] == first["values"]

@@ -173,7 +173,7 @@ def test_crash_mid_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch
             raise OSError("disk full")
 
     monkeypatch.setattr(atomic_mod.os, "fdopen", lambda fd, mode: Dying(real_fdopen(fd, mode)))
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(UserError, match="step-000000002.pt: cannot write \\(disk full\\)"):
         store.save({"model": {"w": torch.zeros(3)}}, 2)
     monkeypatch.undo()
     assert store.steps() == [1]

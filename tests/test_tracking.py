@@ -56,8 +56,17 @@ def test_unreachable_server_training_goes_on_and_replays(smoke_data, tmp_path, c
     assert kinds.count("metrics") == 6 and kinds[0] == "params" and kinds[-1] == "end"
 
     uri = f"sqlite:///{tmp_path / 'later.db'}"
-    assert replay(tmp_path / "offline", uri, "stackgan-bench")
+    # a kill mid-write leaves a torn last line; it must not block the rest forever
+    with open(spool, "a") as f:
+        f.write('{"kind": "metrics", "data": {"st')
+    lines = spool.read_text().splitlines()
+    lines.insert(3, '["not", "a", "record"]')
+    lines.insert(4, '{"kind": "metrics", "data": {"loss_g": "not a number", "_step": 9}}')
+    spool.write_text("\n".join(lines) + "\n")
+    out = replay(tmp_path / "offline", uri, "stackgan-bench")
+    assert out == {"sent": len(kinds), "malformed": 2, "rejected": 1, "reason": None, "offline": False}
     assert not spool.exists()
+    assert len((tmp_path / "offline" / "tracking-spool.rejected.jsonl").read_text().splitlines()) == 3
     client, run = _read_back(uri, tmp_path / "offline")
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")] == [1, 2, 3, 4, 5, 6]
     assert run.info.status == "FINISHED"

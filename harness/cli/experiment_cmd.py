@@ -77,8 +77,10 @@ def _plan(args) -> int:
 
 def _run(args) -> int:
     from harness.experiments.execute import execute
+    from harness.locks import exclusive
 
-    outcomes = execute(build_plan(args))
+    with exclusive(args.runs_dir or f"runs/{args.scale}", "runs experiments"):
+        outcomes = execute(build_plan(args))
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1

@@ -74,7 +74,14 @@ def _replay(args) -> int:
 
     cfg = from_yaml_file(Path(args.run) / "config.yaml")
     uri = args.uri or cfg.tracking.uri or default_uri(Path(args.run).parent)
-    ok = replay(args.run, uri, cfg.tracking.experiment)
-    print(f"{args.run}: " + ("all tracking records sent" if ok else "server still unreachable; "
-                             "records kept"))
-    return 0 if ok else 1
+    out = replay(args.run, uri, cfg.tracking.experiment)
+    bad = out["malformed"] + out["rejected"]
+    print(f"{args.run}: sent {out['sent']} tracking record(s)")
+    if bad:
+        print(f"  skipped {out['malformed']} malformed and {out['rejected']} refused record(s); "
+              f"kept in {Path(args.run) / 'tracking-spool.rejected.jsonl'}")
+    if out["offline"]:
+        print(f"  tracking server {uri} unreachable ({out['reason']}); the rest is kept for "
+              "the next replay")
+        return 1
+    return 0

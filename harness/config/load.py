@@ -7,6 +7,7 @@ into one message with the key's path and the nearest valid names.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -80,12 +81,28 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise UserError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
+    _refuse_interpolation(data, str(path))
     parent = data.pop("inherit", None)
     if parent is None:
         return data
     base = _read_yaml(resolve_preset(str(path.parent / parent) if not Path(parent).is_absolute()
                                      else parent), seen + (path.resolve(),))
     return _deep_merge(base, data)
+
+
+def _refuse_interpolation(value: Any, source: str, key: str = "") -> None:
+    """OmegaConf would resolve ``${...}`` (``${oc.env:HOME}`` reads the environment, which would
+    then be logged to MLflow as a parameter); a run's config holds plain values only."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_interpolation(v, source, f"{key}{k}.")
+    elif isinstance(value, list):
+        for v in value:
+            _refuse_interpolation(v, source, key)
+    elif isinstance(value, str) and "${" in value:
+        where = f" at '{key.rstrip('.')}'" if key else ""
+        raise UserError(f"{source}: interpolation ${{...}} is not allowed in a config{where}; "
+                        "write the value itself")
 
 
 def _deep_merge(base: dict, top: dict) -> dict:
@@ -107,6 +124,7 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...
             source = f"override {item!r}"
             if "=" not in item:
                 raise UserError(f"{source}: expected key.sub=value")
+            _refuse_interpolation(item, source)
             conf = OmegaConf.merge(conf, OmegaConf.from_dotlist([item]))
     except OmegaConfBaseException as exc:
         raise _explain(exc, source) from exc
@@ -143,8 +161,58 @@ def validate(cfg: RunConfig) -> None:
     if cfg.family == "gawwn" and data.wrong_strategy not in ("shuffled_text", "other_class"):
         errors.append(f"data.wrong_strategy: GAWWN takes shuffled_text (the Lua code) or "
                       f"other_class, not {data.wrong_strategy!r}")
+    errors += range_errors(cfg) + name_errors(cfg)
     if errors:
         raise UserError("; ".join(errors))
+
+
+# Every number of the config is range-checked: keys whose last part is listed here must be at
+# least 1 (a count, a size, a cadence); any other integer at least 0; floats finite, and in the
+# interval given below where one is given, else at least 0.
+_AT_LEAST_ONE = ("batch_size", "log_every", "checkpoint_every", "keep_last", "sample_every",
+                 "epochs", "sample_captions", "lr_decay_epochs", "grad_accumulation", "z_dim",
+                 "text_dim", "ca_dim", "gf_dim", "df_dim", "t_dim", "r_num", "stage1_size",
+                 "stage2_size", "image_size", "num_parts", "max_steps", "load_size", "stage")
+_FLOAT_RANGES = {  # key: (low, high, low inclusive, high inclusive)
+    "optim.lr_g": (0.0, math.inf, False, False), "optim.lr_d": (0.0, math.inf, False, False),
+    "optim.beta1": (0.0, 1.0, True, False), "optim.beta2": (0.0, 1.0, True, False),
+    "optim.lr_decay_factor": (0.0, 1.0, False, True),
+}
+
+
+def range_errors(cfg: RunConfig) -> list[str]:
+    flat = flatten(to_dict(cfg))
+    errors = []
+    for key, value in flat.items():
+        if key.startswith("custom.") or isinstance(value, bool) or value is None:
+            continue  # a model of your own checks its own section
+        leaf = key.rsplit(".", 1)[-1]
+        if isinstance(value, int):
+            low = 1 if leaf in _AT_LEAST_ONE else 0
+            if value < low:
+                errors.append(f"{key}: {value} is less than {low}")
+        elif isinstance(value, float):
+            lo, hi, lo_in, hi_in = _FLOAT_RANGES.get(key, (0.0, math.inf, True, False))
+            ok = math.isfinite(value) and (value >= lo if lo_in else value > lo) and \
+                (value <= hi if hi_in else value < hi)
+            if not ok:
+                span = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+                errors.append(f"{key}: {value!r} is not in {span}")
+    return errors
+
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+=@,")
+
+
+def name_errors(cfg: RunConfig) -> list[str]:
+    """A run's name is one folder inside ``runs_dir``: no separators, no ``..``, nothing that
+    a shell or a URL would read differently."""
+    name = cfg.name
+    if (not name or name in (".", "..") or name.startswith(".") or len(name) > 200
+            or not set(name) <= _NAME_CHARS):
+        return [f"name: {name!r} is not a folder name (letters, digits and . _ - + = @ , only; "
+                "not starting with a dot; the run is written to runs_dir/name)"]
+    return []
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -156,11 +224,20 @@ def to_yaml(cfg: RunConfig) -> str:
 
 
 def from_yaml_file(path: str | os.PathLike) -> RunConfig:
+    """A run folder's ``config.yaml`` (as ``train`` wrote it; refused with a message when it is
+    not a mapping of plain values)."""
     try:
-        conf = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path))
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: not a readable YAML config ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping at the top level")
+    _refuse_interpolation(data, str(path))
+    try:
+        conf = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(data))
+        return OmegaConf.to_object(conf)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         raise _explain(exc, str(path)) from exc
-    return OmegaConf.to_object(conf)  # type: ignore[return-value]
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:

@@ -99,10 +99,23 @@ class DatasetIndex:
         path = (self.split_dir or self.root / self.split) / PRERESIZED_FILES[size]
         if not path.exists():
             return None
-        arr = np.asarray(safe_load_pickle(path))
+        arr = _numbers(safe_load_pickle(path), path, "an array of uint8 images")
         if arr.shape[:1] != (len(self),) or arr.shape[1:3] != (size, size):
             raise UserError(f"{path}: shape {arr.shape}, expected ({len(self)}, {size}, {size}, 3)")
         return arr.astype(np.uint8)
+
+
+def _numbers(data, path: Path, expected: str, dtype=None) -> np.ndarray:
+    """``data`` (from a pickle) as a numeric array, or a message naming the file."""
+    if isinstance(data, dict | str | bytes) or data is None:
+        raise UserError(f"{path}: holds a {type(data).__name__}, expected {expected}")
+    try:
+        arr = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise UserError(f"{path}: expected {expected} ({exc})") from exc
+    if arr.dtype.kind not in "iufb":
+        raise UserError(f"{path}: holds {arr.dtype} values, expected {expected}")
+    return arr
 
 
 def _read_table(path: Path, min_cols: int) -> list[list[str]]:
@@ -173,7 +186,8 @@ def _split_files(root: Path, split: str) -> tuple[Path, list[str], np.ndarray]:
         raise UserError(f"{fn_path}: expected a list of strings")
     ci_path = split_dir / "class_info.pickle"
     if ci_path.exists():
-        class_ids = np.asarray(safe_load_pickle(ci_path)).astype(np.int64).reshape(-1)
+        class_ids = _numbers(safe_load_pickle(ci_path), ci_path, "a list of integer class ids",
+                             np.int64).reshape(-1)
         if len(class_ids) != len(keys):
             raise UserError(f"{ci_path}: {len(class_ids)} class ids for {len(keys)} filenames")
     else:  # as StackGAN-Pytorch: every image its own class

@@ -1,8 +1,11 @@
 """IS / FID / KID through torch-fidelity, with the settings that produced each value.
 
-The real set's features are cached by torch-fidelity under a name that hashes every option that
-changes them (dataset fingerprint, split, extractor, weights hash, resize, box crop, count, seed),
-so a changed dataset or setting never reuses a stale entry.
+torch-fidelity extracts the features and computes the metrics (its own functions, on one pass
+over each image set). The real set's features are cached here, not by torch-fidelity (which reads
+its cache with ``torch.load(weights_only=False)``: a planted cache file could run code): as an
+``.npz`` read with ``allow_pickle=False``, written atomically, under a name that hashes every
+option that changes them (dataset fingerprint, split, extractor, weights hash, resize, box crop,
+count, seed), with that name stored inside and checked on reading.
 """
 
 from __future__ import annotations
@@ -52,7 +55,6 @@ def default_cache_root() -> str:
 def evaluate_sets(fake: Dataset, real: Dataset | None, metrics: tuple[str, ...],
                   settings: EvalSettings, real_description: dict | None = None) -> dict:
     """Metric values, the settings behind them, and warnings for small samples."""
-    import torch_fidelity
 
     from harness.eval import classifier, inception_fast
 
@@ -77,39 +79,60 @@ def evaluate_sets(fake: Dataset, real: Dataset | None, metrics: tuple[str, ...],
     cache_name = None
     if real is not None and real_description is not None:
         cache_name = real_cache_name(settings, real_description)
-    kwargs = dict(
-        input1=fake, input2=real if needs_real else None, cuda=torch.cuda.is_available(),
-        isc="is" in metrics or not any(m in ("fid", "kid") for m in metrics),
-        fid="fid" in metrics, kid="kid" in metrics,
-        feature_extractor=engine_extractor, feature_extractor_weights_path=settings.weights_path,
-        isc_splits=settings.isc_splits, kid_subset_size=kid_subset, kid_subsets=settings.kid_subsets,
-        rng_seed=settings.seed, batch_size=settings.batch_size, datasets_download=False,
-        verbose=False, save_cpu_ram=True, cache=cache_name is not None,
-        cache_root=settings.cache_root or default_cache_root(), input2_cache_name=cache_name)
-    values = torch_fidelity.calculate_metrics(**kwargs)
+    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+    from torch_fidelity.utils import create_feature_extractor
+
+    if "is_star" in metrics and settings.extractor != "dataset-classifier":
+        raise UserError("IS* needs the dataset-classifier extractor (its temperature is fitted "
+                        "on held-out real images)")
+    cls = FEATURE_EXTRACTORS_REGISTRY[engine_extractor]
+    layer = {m: cls.get_default_feature_layer_for_metric(m) for m in ("isc", "fid", "kid")}
+    want_is = "is" in metrics or not any(m in ("fid", "kid") for m in metrics)
+    fake_layers = sorted({*([layer["isc"]] if want_is else []),
+                          *([layer["fid"]] if "fid" in metrics else []),
+                          *([layer["kid"]] if "kid" in metrics else []),
+                          *(["logits_calibrated"] if "is_star" in metrics else [])})
+    real_layers = sorted({*([layer["fid"]] if "fid" in metrics else []),
+                          *([layer["kid"]] if "kid" in metrics else [])})
+    cuda = torch.cuda.is_available()
+    fx = create_feature_extractor(engine_extractor, sorted({*fake_layers, *real_layers}), cuda=cuda,
+                                  feature_extractor_weights_path=settings.weights_path, verbose=False)
+    fake_feats = _features(fake, fx, settings.batch_size, cuda)
+    real_feats = None
+    if needs_real:
+        cache = Path(settings.cache_root or default_cache_root())
+        real_feats = _cached_features(cache, cache_name, real_layers) if cache_name else None
+        if real_feats is None:
+            real_feats = _features(real, fx, settings.batch_size, cuda)
+            if cache_name:
+                _write_features(cache, cache_name, real_feats, real_layers)
+    common = {"rng_seed": settings.seed, "verbose": False}
     out = {}
     if "is" in metrics:
-        out["is_mean"] = values["inception_score_mean"]
-        out["is_std"] = values["inception_score_std"]
+        isc = isc_featuresdict_to_metric(fake_feats, layer["isc"], isc_splits=settings.isc_splits, **common)
+        out["is_mean"], out["is_std"] = isc["inception_score_mean"], isc["inception_score_std"]
     if "fid" in metrics:
-        out["fid"] = values["frechet_inception_distance"]
+        out["fid"] = fid_statistics_to_metric(fid_featuresdict_to_statistics(fake_feats, layer["fid"]),
+                                              fid_featuresdict_to_statistics(real_feats, layer["fid"]),
+                                              False)["frechet_inception_distance"]
         dim = _feature_dim(settings)
         if dim is not None and min(n_fake, n_real) < dim:
             warnings.append(f"FID from {min(n_fake, n_real)} images with {dim}-dimensional features "
                             "is unreliable (rank-deficient covariance; FID is biased by n): compare "
                             "only at matched n, or use KID")
     if "kid" in metrics:
-        out["kid_mean"] = values["kernel_inception_distance_mean"]
-        out["kid_std"] = values["kernel_inception_distance_std"]
+        kid = kid_featuresdict_to_metric(fake_feats, real_feats, layer["kid"],
+                                         kid_subsets=settings.kid_subsets, kid_subset_size=kid_subset,
+                                         **common)
+        out["kid_mean"] = kid["kernel_inception_distance_mean"]
+        out["kid_std"] = kid["kernel_inception_distance_std"]
     if "is_star" in metrics:
-        if settings.extractor != "dataset-classifier":
-            raise UserError("IS* needs the dataset-classifier extractor (its temperature is fitted "
-                            "on held-out real images)")
-        calibrated = torch_fidelity.calculate_metrics(**{
-            **kwargs, "input2": None, "fid": False, "kid": False, "isc": True,
-            "feature_layer_isc": "logits_calibrated", "cache": False})
-        out["is_star_mean"] = calibrated["inception_score_mean"]
-        out["is_star_std"] = calibrated["inception_score_std"]
+        isc = isc_featuresdict_to_metric(fake_feats, "logits_calibrated", isc_splits=settings.isc_splits,
+                                         **common)
+        out["is_star_mean"], out["is_star_std"] = isc["inception_score_mean"], isc["inception_score_std"]
     return {"values": out, "warnings": warnings,
             "settings": {"extractor": settings.extractor, "implementation": engine_extractor,
                          "weights_path": settings.weights_path,
@@ -119,6 +142,44 @@ def evaluate_sets(fake: Dataset, real: Dataset | None, metrics: tuple[str, ...],
                          "kid_subset_size": kid_subset, "kid_subsets": settings.kid_subsets,
                          "seed": settings.seed, "real_cache_name": cache_name,
                          **settings.extra}}
+
+
+def _features(inputs: Dataset, fx, batch_size: int, cuda: bool) -> dict[str, torch.Tensor]:
+    from torch_fidelity.utils import get_featuresdict_from_dataset
+
+    return get_featuresdict_from_dataset(inputs, fx, batch_size, cuda, True, False)
+
+
+def _cache_path(cache: Path, name: str) -> Path:
+    return cache / f"{name}.npz"
+
+
+def _cached_features(cache: Path, name: str, layers: list[str]) -> dict[str, torch.Tensor] | None:
+    """The cached features, or None when absent, unreadable, or for another key."""
+    import numpy as np
+
+    path = _cache_path(cache, name)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != name or not set(layers) <= set(data.files):
+                return None
+            return {k: torch.from_numpy(np.array(data[k])) for k in layers}
+    except (OSError, ValueError, KeyError):
+        return None  # damaged: computed again and rewritten
+
+
+def _write_features(cache: Path, name: str, feats: dict[str, torch.Tensor], layers: list[str]) -> None:
+    import io
+
+    import numpy as np
+
+    from harness.atomic import write_bytes_atomic
+
+    buf = io.BytesIO()
+    np.savez(buf, key=np.array(name), **{k: feats[k].cpu().numpy() for k in layers})
+    write_bytes_atomic(_cache_path(cache, name), buf.getvalue())
 
 
 def _feature_dim(settings: EvalSettings) -> int | None:

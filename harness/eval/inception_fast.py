@@ -14,9 +14,38 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 NAME = "inception-v3-compat-cl"
 
 
+def read_weights(path) -> dict:
+    """The Inception state dict, read with ``weights_only=True``: a file that is not plain
+    tensors is refused, whatever its hash, and none of its code runs."""
+    from harness.errors import UserError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: Inception weights file not found") from None
+    except Exception as exc:  # noqa: BLE001 - a pickle with code, or a damaged file
+        raise UserError(f"{path}: not a plain state dict of Inception weights; refusing it "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(f"{path}: not a state dict of Inception weights")
+    return state
+
+
 class ChannelsLastInceptionV3(FeatureExtractorInceptionV3):
-    def __init__(self, name, features_list, **kwargs):
-        super().__init__(name, features_list, **kwargs)
+    def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+        from unittest import mock
+
+        from harness.errors import UserError
+
+        if not feature_extractor_weights_path:  # torch-fidelity would download them
+            raise UserError("the Inception extractor needs a local weights file")
+        state = read_weights(feature_extractor_weights_path)
+        # torch-fidelity reads its weights with torch.load(weights_only=False); it gets the state
+        # dict read above instead, so the file is never unpickled in full.
+        with mock.patch("torch_fidelity.feature_extractor_inceptionv3.torch.load",
+                        side_effect=lambda *a, **k: state):
+            super().__init__(name, features_list,
+                             feature_extractor_weights_path=feature_extractor_weights_path, **kwargs)
         self.to(memory_format=torch.channels_last)
 
 

@@ -1,9 +1,11 @@
 """The standard FID/IS Inception weights, from a local file only, verified before loading.
 
-torch-fidelity loads the file with full unpickling, so its SHA-256 is checked first. The
-published file name carries the first 8 hex digits of its SHA-256 (torch.hub's convention), which
-is what is checked by default; ``expected_sha256`` may pin a full hash, or be "any" to accept
-other weights — results are then marked non-standard and carry the file's hash.
+The file must have the full SHA-256 of the standard one (REFERENCE §7; an 8-hex prefix, as in the
+file name, can be brute-forced). ``expected_sha256`` may pin another full hash, or be "any" to
+accept other weights — results are then marked non-standard and carry the file's hash. Whatever
+the hash, the file is read by ``harness.eval.inception_fast`` with ``weights_only=True`` (tensors
+only) and torch-fidelity is handed the state dict: no path ever reaches its
+``torch.load(weights_only=False)``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from harness.errors import UserError
 
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
 HASH_PREFIX = "6726825d"
+STANDARD_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 ENV_VAR = "STACKGAN_BENCH_INCEPTION_WEIGHTS"
 HOW_TO_GET = (
     f"get {FILE_NAME} (the pytorch-fid / torch-fidelity port of TensorFlow's 2015-12-05 "
@@ -63,16 +66,15 @@ def resolve_inception_weights(path: str | os.PathLike | None = None,
                                 f"no Inception weights file (looked in: {where}); {HOW_TO_GET}")
     digest = sha256_file(found)
     if expected_sha256 == "any":
-        return InceptionWeights(found, digest, digest.startswith(HASH_PREFIX))
+        return InceptionWeights(found, digest, digest == STANDARD_SHA256)
     if expected_sha256:
         if digest != expected_sha256.lower():
             raise UserError(f"{found}: SHA-256 {digest} does not match --inception-sha256 "
                             f"{expected_sha256}; refusing to load it")
-        return InceptionWeights(found, digest, digest.startswith(HASH_PREFIX))
-    if not digest.startswith(HASH_PREFIX):
+        return InceptionWeights(found, digest, digest == STANDARD_SHA256)
+    if digest != STANDARD_SHA256:
         raise UserError(
-            f"{found}: SHA-256 {digest} is not that of {FILE_NAME} (expected it to start with "
-            f"{HASH_PREFIX}); refusing to load it, since it would be unpickled in full. Use the "
-            "standard file, or --inception-sha256 any to evaluate with other weights (results "
-            f"are then marked non-standard); {HOW_TO_GET}")
+            f"{found}: SHA-256 {digest} is not that of {FILE_NAME} ({STANDARD_SHA256}); refusing "
+            "to use it. Use the standard file, or --inception-sha256 any to evaluate with other "
+            f"weights (results are then marked non-standard); {HOW_TO_GET}")
     return InceptionWeights(found, digest, True)

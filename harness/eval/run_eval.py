@@ -53,7 +53,14 @@ def evaluate_run(run: str | Path, request: EvalRequest, protocol: Protocol | Non
                  progress: bool = True) -> dict:
     """``request.fake`` is ignored: the run's samples, drawn by ``protocol`` (default
     all-captions), are the fake images."""
+    from harness.locks import exclusive
+
     protocol = protocol or resolve()
+    with exclusive(run, "evaluates"):  # its samples and eval.json are written into the run
+        return _evaluate_run(run, request, protocol, progress)
+
+
+def _evaluate_run(run, request: EvalRequest, protocol: Protocol, progress: bool) -> dict:
     fake = sample_for_eval(run, request.split, protocol, request.seed, progress)
     result = evaluate(replace(request, fake=str(fake)))
     result["settings"].update(protocol.settings())

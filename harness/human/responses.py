@@ -118,7 +118,14 @@ def _from_json(path: Path, study: dict) -> list[tuple[str, dict]]:
     except json.JSONDecodeError as exc:
         raise Rejected(f"not valid JSON, truncated or damaged ({exc.msg} at line {exc.lineno})") from exc
     bodies = data["responses"] if isinstance(data, dict) and "responses" in data else [data]
-    return [(b.get("rater_id", "?") if isinstance(b, dict) else "?", b) for b in bodies]
+    if not isinstance(bodies, list):
+        raise Rejected(f"\"responses\": expected a list of responses, found a "
+                       f"{type(bodies).__name__}")
+    out = []
+    for b in bodies:
+        rater_id = b.get("rater_id", "?") if isinstance(b, dict) else "?"
+        out.append((rater_id if isinstance(rater_id, str) else repr(rater_id)[:40], b))
+    return out
 
 
 def check_body(body, study: dict) -> None:

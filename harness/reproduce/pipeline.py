@@ -12,6 +12,7 @@ deleted) and trained again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -256,6 +257,9 @@ class Pipeline:
             if p.skipped:
                 self.log.add(f"[skip] train:{p.name}: {p.skipped}")
                 continue
+            if p.external:
+                self.log.add(f"[external] {p.name}: samples in {p.external}, evaluated, not trained")
+                continue
             inputs = {"config": to_dict(p.config), "data": self.keys["dataset"],
                       "text": self.keys["text-encoder"], "code": code_hash(*TRAIN_CODE)}
             if p.spec.stage1:
@@ -313,6 +317,9 @@ class Pipeline:
         for p in planned:
             if p.skipped:
                 continue
+            if p.external:
+                self._evaluate_external(p, request, ev, upstream)
+                continue
             final = p.run_dir / "checkpoints" / "final.pt"
             inputs = {"checkpoint": weights_hash(final), "request": asdict(request), "eval": ev,
                       "upstream": upstream, "code": code_hash(*EVAL_CODE, "harness/runner")}
@@ -321,6 +328,40 @@ class Pipeline:
                           p.run_dir, request, self.protocol, progress=self.opts.progress)["values"]})
         self._ceiling(request, ev, upstream)
         self._diversity_samples(planned)
+
+    def _evaluate_external(self, p: PlannedRun, request, ev: dict, upstream: dict) -> None:
+        """An external row: its samples folder evaluated like a run's samples, the result kept
+        in ``<runs>/<row>/eval.json`` and logged to an MLflow run of the row's name."""
+        from dataclasses import asdict, replace
+
+        from harness.atomic import write_text_atomic
+        from harness.eval.evaluate import evaluate
+        from harness.tracking.mlflow_tracker import Tracker, default_uri
+
+        samples = Path(p.external)
+        manifest = samples / "manifest.jsonl"
+        content = manifest.read_bytes() if manifest.exists() else b""
+
+        def run() -> dict:
+            result = evaluate(replace(request, fake=str(samples)))
+            result["samples"] = str(samples.resolve())
+            result["settings"]["external"] = True
+            p.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(p.run_dir / "eval.json", json.dumps(result, indent=2))
+            tracker = Tracker(default_uri(self.root), self.tracking_experiment, p.run_dir, p.name)
+            n_images = sum(1 for _ in open(manifest, encoding="utf-8")) if manifest.exists() else None
+            tracker.set_tags({"family": "external", "samples": str(samples.resolve()), "seed": p.seed,
+                              "eval.n_images": n_images})
+            tracker.log_metrics({f"eval.{k}": v for k, v in result["values"].items() if v is not None}, 0)
+            tracker.end()
+            return {"values": result["values"]}
+
+        import hashlib
+
+        self.step(f"eval:{p.name}", {"samples": str(samples.resolve()),
+                                     "manifest": hashlib.sha256(content).hexdigest(),
+                                     "request": asdict(request), "eval": ev, "upstream": upstream,
+                                     "code": code_hash(*EVAL_CODE)}, [p.run_dir / "eval.json"], run)
 
     def _diversity_samples(self, planned: list[PlannedRun], captions: int = 3, noise: int = 6) -> None:
         """The same few test captions under several noise vectors, for the report's figure."""
@@ -390,14 +431,19 @@ class Pipeline:
             return
         human = dict(self.pipe.get("human") or {})
         out = self.root / "human-study"
-        inputs = {"models": {p.name: weights_hash(p.run_dir / "checkpoints" / "final.pt") for p in chosen},
+        def identity(p: PlannedRun) -> str:
+            if p.external:  # a samples folder: its manifest says which images
+                return hashlib.sha256((Path(p.external) / "manifest.jsonl").read_bytes()).hexdigest()
+            return weights_hash(p.run_dir / "checkpoints" / "final.pt")
+
+        inputs = {"models": {p.name: identity(p) for p in chosen},
                   "options": human, "code": code_hash("harness/human")}
 
         def run() -> dict:
             if out.exists():
                 out.rename(out.with_name(f"human-study.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
             made = make_study(StudyOptions(
-                sources=[str(p.run_dir) for p in chosen], names=[p.spec.id for p in chosen],
+                sources=[p.external or str(p.run_dir) for p in chosen], names=[p.spec.id for p in chosen],
                 out=str(out), captions=human.get("captions", 10), per_class=human.get("per_class", False),
                 per_model=human.get("per_model", 5), raters=human.get("raters", 10),
                 data=str(self.data_root), progress=self.opts.progress))
@@ -421,6 +467,12 @@ class Pipeline:
         return self.log
 
     def run_and_plan(self) -> list[PlannedRun]:
+        from harness.locks import exclusive
+
+        with exclusive(self.root, "reproduces"):  # one reproduce (or experiment run) per root
+            return self._run_and_plan()
+
+    def _run_and_plan(self) -> list[PlannedRun]:
         started = time.time()
         self.dataset()
         self.text_encoders()

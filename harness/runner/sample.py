@@ -94,6 +94,22 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
     ``protocol``: the evaluation protocol these numbers follow, recorded in sample.json."""
     if per_caption < 1:
         raise UserError("--per-caption must be at least 1")
+    from harness.locks import exclusive
+
+    out = Path(out)
+    # Samples written into a run folder take the run's lock (no training or evaluation of it
+    # runs meanwhile); elsewhere, a lock beside the output folder.
+    inside = Path(run_dir).resolve() in out.resolve().parents
+    lock = (exclusive(run_dir, "samples") if inside else
+            exclusive(out.parent, "samples", path=out.parent / f".{out.name}.lock"))
+    with lock:
+        return _sample_run(run_dir, out, split, captions_file, per_caption, captions_per_image,
+                           limit, seed, encoder, batch_size, device, progress, caption_ids,
+                           protocol)
+
+
+def _sample_run(run_dir, out: Path, split, captions_file, per_caption, captions_per_image, limit,
+                seed, encoder, batch_size, device, progress, caption_ids, protocol) -> dict:
     cfg, model, _ = load_run(run_dir, device)
     conditions = model_conditions(model)
     items = (caption_items(cfg, split, captions_per_image, limit, conditions) if split
@@ -109,7 +125,6 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike, split: str | 
             if name not in item:  # free text: the model's default box (or refusal)
                 item[name] = model.default_condition(name)
     jobs = [(n, k, step_seed(seed, n, k)) for n in range(len(items)) for k in range(per_caption)]
-    out = Path(out)
     with atomic_directory(out) as tmp:
         (tmp / "images").mkdir()
         if model.stage1 is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -46,7 +47,9 @@ def expand(base_name: str, seeds: list[int], grid: dict[str, list[str]],
     keys = list(grid)
     for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
         point = dict(zip(keys, combo, strict=True))
-        tag = "-".join(f"{k.split('.')[-1]}{v}" for k, v in point.items())
+        # a value such as a path would leave the runs folder: keep folder-name characters only
+        tag = re.sub(r"[^A-Za-z0-9._+=@,-]", "_",
+                     "-".join(f"{k.split('.')[-1]}{v}" for k, v in point.items()))
         for seed in seeds:
             name = f"{base_name}-{tag + '-' if tag else ''}s{seed}"
             extra = [f"{k}={v}" for k, v in point.items()] + [f"train.seed={seed}", f"name={name}"]

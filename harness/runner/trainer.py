@@ -26,6 +26,7 @@ from harness.config.schema import RunConfig
 from harness.data.check import check_dataset
 from harness.data.sources import dataset_fingerprint
 from harness.errors import UserError
+from harness.locks import LOCK_NAME
 from harness.runner import distributed as ddp
 from harness.runner.build import (
     build_dataset,
@@ -104,6 +105,19 @@ def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int, names: tupl
     return emb, noise, conditions
 
 
+def logged_up_to(metrics_log: Path, step: int) -> list[str]:
+    """The log's well-formed lines of steps up to ``step``."""
+    kept = []
+    for line in metrics_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # torn by a kill mid-write
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+    return kept
+
+
 def _save_grid(model, emb, noise, conditions: dict, path: Path) -> None:
     from torchvision.utils import save_image
 
@@ -117,11 +131,16 @@ def _save_grid(model, emb, noise, conditions: dict, path: Path) -> None:
 
 
 def prepare_run_dir(cfg: RunConfig, resume: bool) -> tuple[Path, dict | None]:
+    from harness.atomic import remove_stale_temporaries
+
     run_dir = Path(cfg.runs_dir) / cfg.name
     store = CheckpointStore(run_dir / "checkpoints")
+    # Temporaries of a killed process (this one holds the run's lock, so none is live).
+    remove_stale_temporaries(run_dir / "checkpoints")
+    remove_stale_temporaries(run_dir)
     latest = store.latest()
     if latest is None:
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()) and not resume:
             raise UserError(f"{run_dir}: exists and holds no checkpoint; choose another name= or "
                             "remove it")
         return run_dir, None
@@ -135,7 +154,19 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> tuple[Path, dict | None]:
                         + "\n  ".join(diffs)
                         + "\n(only epochs, max_steps, logging/checkpoint cadence, workers and "
                         "tracking may change)")
-    return run_dir, load_checkpoint(latest)
+    # The newest checkpoint that reads; a damaged one (a disk that filled, a copy cut short) is
+    # set aside with a warning and the one before it is used.
+    for step in reversed(store.steps()):
+        path = store.path(step)
+        try:
+            return run_dir, load_checkpoint(path)
+        except UserError as exc:
+            aside = path.with_name(path.name + ".damaged")
+            path.rename(aside)
+            print(f"stackgan-bench: {exc}; moved to {aside.name}, resuming from the checkpoint "
+                  "before it", file=sys.stderr)
+    raise UserError(f"{run_dir}: no readable checkpoint to resume from (damaged ones are kept as "
+                    "*.damaged); remove the folder to train from scratch")
 
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True,
@@ -143,12 +174,19 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True,
     """``validator(model) -> {name: value}`` runs every ``train.validate_every`` steps (and at
     the end) on the main rank; its values are logged with the step (e.g. ``val.fid`` from
     ``harness.eval.validation``). The caller builds it, so this loop knows no metric."""
+    import contextlib
+
+    from harness.locks import exclusive
+
     device = resolve_device(cfg.train.device)
     ctx = ddp.init_from_env(device.type)
     if ctx.enabled and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
+    # One training process per run folder (the ranks of one data-parallel run share it).
+    lock = exclusive(Path(cfg.runs_dir) / cfg.name, "trains") if ctx.is_main else contextlib.nullcontext()
     try:
-        return _train(cfg, resume, progress and ctx.is_main, device, ctx, validator)
+        with lock:
+            return _train(cfg, resume, progress and ctx.is_main, device, ctx, validator)
     finally:
         ddp.shutdown(ctx)
 
@@ -222,11 +260,10 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     sample_emb, sample_noise, sample_conditions = _fixed_sample_inputs(
         dataset, cfg.train.sample_captions, z_dim(cfg), cfg.train.seed, model_conditions(model))
     metrics_log = run_dir / "metrics.jsonl"
-    if resumed is not None and main and metrics_log.exists():
-        # Steps after the checkpoint are redone: drop what a killed run logged for them.
-        kept = [ln for ln in metrics_log.read_text(encoding="utf-8").splitlines()
-                if ln.strip() and json.loads(ln)["step"] <= step]
-        write_text_atomic(metrics_log, "".join(ln + "\n" for ln in kept))
+    if main and metrics_log.exists():
+        # Steps after the checkpoint (all of them when training starts over) are redone: drop
+        # what a killed run logged for them, and a last line it tore mid-write.
+        write_text_atomic(metrics_log, "".join(ln + "\n" for ln in logged_up_to(metrics_log, step)))
     window: dict[str, list[float]] = {}
     window_seconds = 0.0
     step_seconds = 0.0

@@ -146,27 +146,53 @@ class Tracker:
             os.fsync(f.fileno())
 
     def flush(self) -> bool:
-        """Send spooled records in order; True when the spool is empty afterwards."""
+        """Send spooled records in order; True when the spool is empty afterwards. A line that
+        is not a record (torn by a kill mid-write) or a record the server refuses is moved to
+        ``tracking-spool.rejected.jsonl`` and counted in ``self.flushed``: only an unreachable
+        server stops the replay."""
+        self.flushed = {"sent": 0, "malformed": 0, "rejected": 0, "reason": None}
         if not self.spool.exists():
             self._offline_since = None
             return True
-        lines = self.spool.read_text(encoding="utf-8").splitlines()
-        sent = 0
-        try:
-            for line in lines:
-                if line.strip():
-                    self._apply(json.loads(line))
-                sent += 1
-        except Exception:  # noqa: BLE001
-            self._offline_since = time.time()
-            rest = lines[sent:]
+        lines = self.spool.read_text(encoding="utf-8", errors="replace").splitlines()
+        rejected = []
+        for n, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or "kind" not in record or "data" not in record:
+                    raise ValueError("not a spool record")
+            except ValueError:
+                self.flushed["malformed"] += 1
+                rejected.append(line)
+                continue
+            try:
+                self._apply(record)
+            except Exception as exc:  # noqa: BLE001
+                if _unreachable(exc):
+                    self._offline_since = time.time()
+                    self.flushed["reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    self._keep(lines[n:], rejected)
+                    return False
+                self.flushed["rejected"] += 1
+                rejected.append(line)
+                continue
+            self.flushed["sent"] += 1
+        self._keep([], rejected)
+        self._offline_since = None
+        return True
+
+    def _keep(self, rest: list[str], rejected: list[str]) -> None:
+        if rejected:
+            with open(self.spool.with_name("tracking-spool.rejected.jsonl"), "a", encoding="utf-8") as f:
+                f.write("".join(ln + "\n" for ln in rejected))
+        if rest:
             tmp = self.spool.with_suffix(".tmp")
             tmp.write_text("".join(ln + "\n" for ln in rest), encoding="utf-8")
             os.replace(tmp, self.spool)
-            return False
-        self.spool.unlink()
-        self._offline_since = None
-        return True
+        else:
+            self.spool.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ public API
     def log_params(self, params: dict[str, Any]) -> None:
@@ -189,6 +215,19 @@ class Tracker:
         return self._offline_since is not None
 
 
-def replay(run_dir: str | os.PathLike, uri: str, experiment: str) -> bool:
+def _unreachable(exc: Exception) -> bool:
+    """The tracking server could not be reached (as opposed to answering with a refusal)."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.RequestException | ConnectionError | TimeoutError):
+        return True
+    text = str(exc)
+    return "API request to" in text and ("failed with exception" in text or "Max retries" in text)
+
+
+def replay(run_dir: str | os.PathLike, uri: str, experiment: str) -> dict:
+    """Send a run's spooled records; returns counts (sent, malformed, rejected) and whether the
+    server was reachable (``offline`` with the reason when not)."""
     tracker = Tracker(uri, experiment, run_dir, Path(run_dir).name)
-    return tracker.flush()
+    done = tracker.flush()
+    return {**tracker.flushed, "offline": not done}
