@@ -60,6 +60,19 @@ def test_augmentation_is_governed_by_the_torch_seed(synth_copy):
     torch.manual_seed(7)
     b = ds[4]
     assert torch.equal(a["images"][64], b["images"][64]) and torch.equal(a["embedding"], b["embedding"])
+    # Augmentation is on: other seeds crop and flip the same image differently ...
+    seen = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        seen.add(ds[4]["images"][64].numpy().tobytes())
+    assert len(seen) > 1
+    # ... and off, every seed gives the same (centre) crop.
+    plain = TextImageDataset(DataOptions(str(root), augment=False))
+    fixed = set()
+    for seed in range(4):
+        torch.manual_seed(seed)
+        fixed.add(plain[4]["images"][64].numpy().tobytes())
+    assert len(fixed) == 1
 
 
 def test_dataloader_collates_samples(synth_copy):

@@ -66,6 +66,8 @@ def test_fid_and_kid_match_numpy_scipy_on_the_same_features(classifier_ckpt, tmp
                            _settings(classifier_ckpt, tmp_path, kid_subset_size=120, kid_subsets=3))
     f1, f2 = _direct_features(classifier_ckpt, fake)[0], _direct_features(classifier_ckpt, real)[0]
     assert result["values"]["fid"] == pytest.approx(numpy_fid(f1, f2), rel=1e-6)
+    # KID against numpy: test_kid_matches_numpy_on_known_features (these features are so close
+    # that float32 cancellation dominates the kernel sums).
 
 
 class PixelFeatures(FeatureExtractorBase):
@@ -318,6 +320,12 @@ def test_ranking_and_fold_statistics_on_constructed_embeddings():
     cand[3, 1] = torch.eye(4)[3]
     hits = true_caption_ranks_first(img, cand)
     assert hits.tolist() == [True, False, True, False]
+    # Cosine, not dot product: a short true caption in the image's direction beats a long one
+    # 45 degrees off (dot products 0.5 vs 2), and scaling the image changes nothing.
+    one = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    short_true = torch.tensor([[[0.5, 0.0, 0.0, 0.0], [2.0, 2.0, 0.0, 0.0]]])
+    assert true_caption_ranks_first(one, short_true).tolist() == [True]
+    assert true_caption_ranks_first(7 * one, short_true).tolist() == [True]
     stats = fold_stats(np.array([1, 0, 1, 1, 0, 0, 1, 1, 1, 1]), 5)
     assert stats["mean"] == pytest.approx(0.7) and stats["std"] == pytest.approx(np.std([0.5, 1, 0, 1, 1]))
 

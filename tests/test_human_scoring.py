@@ -38,7 +38,12 @@ def test_average_rank_and_agreement_match_a_hand_computation():
     # item b: sums (2, 5, 5), S = 6 -> 0.75.
     assert out["agreement"]["kendall_w_mean"] == pytest.approx(0.75)
     lo, hi = out["models"]["X"]["ci95"]
-    assert 1.0 <= lo <= 1.25 <= hi <= 2.0  # X was ranked 1 or 2
+    # Resampling 2 raters x 2 items: X's mean rank ranges over 1, 1.25, ... 2; a fourth of the
+    # resamples hold only rank-1 cells, and enough hold the 2 for the upper end to reach 1.5.
+    assert lo == 1.0 and 1.5 <= hi <= 2.0
+    agreed = score(study, key, [_resp("r1", (1, 2, 3), (1, 2, 3)), _resp("r2", (1, 2, 3), (1, 2, 3))],
+                   bootstrap=50)
+    assert agreed["models"]["Y"]["ci95"] == [2.0, 2.0]  # no spread, no width
     assert "| X | 1.25 ± 0.35 |" in markdown_table(out)
 
 

@@ -74,6 +74,16 @@ def test_study_is_blinded_and_reproducible(study, two_runs, tmp_path):
     for r in doc["raters"]:  # the repeat comes after its original
         rep = next(i for i, c in key["checks"].items() if c["type"] == "repeat")
         assert r["order"].index(rep) > r["order"].index(key["checks"][rep]["of"])
+    # Blinding: each rater sees the models of an item in a shuffled order, so no slot belongs to
+    # one model (3 raters x 3 items: modelA in slot 1 every time has probability 2^-8).
+    slots = {r["rater_id"]: [[key["groups"][g] for g in r["positions"][item["item_id"]]]
+                             for item in doc["items"] if item["kind"] == "regular"] for r in doc["raters"]}
+    first = [s[0] for rater in slots.values() for s in rater]
+    assert set(first) == {"modelA", "modelB"}, slots
+    form = (study / "share" / "r01" / "form.html").read_text(encoding="utf-8")
+    item = next(i for i in doc["items"] if i["kind"] == "regular")
+    shown = list(doc["raters"][0]["positions"][item["item_id"]])
+    assert form.index(shown[0]) < form.index(shown[1])  # the form follows the rater's positions
     again = tmp_path / "again"
     make_study(StudyOptions(sources=[str(two_runs / "modelA"), str(two_runs / "modelB")],
                             out=str(again), captions=3, per_model=2, raters=3, seed=5, progress=False))
@@ -127,6 +137,16 @@ def test_responses_are_validated_and_failures_excluded_with_reasons(study, tmp_p
     assert "incomplete: 4 of 5 items answered" in reasons["incomplete"]
     out = score_study(study, [str(p) for p in files.values()], bootstrap=100, track=False)
     assert out["models"]["modelA"]["mean_rank"] == 1.0 and len(out["excluded"]) == 6
+
+    def inconsistent(answers):  # the repeated item ranked the other way round
+        rep = next(i for i, c in key["checks"].items() if c["type"] == "repeat")
+        ranks = answers[rep]["ranks"]
+        answers[rep]["ranks"] = {g: len(ranks) + 1 - r for g, r in ranks.items()}
+
+    path = tmp_path / "inconsistent.json"
+    path.write_text(json.dumps(simulated_response(doc, key, "r02", inconsistent)))
+    rejected = read_responses(doc, key, [str(path)]).rejected
+    assert len(rejected) == 1 and "failed consistency check" in rejected[0][1]
 
 
 def test_filled_csv_sheet_scores(study, tmp_path):

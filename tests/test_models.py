@@ -168,6 +168,16 @@ def test_ca_samples_follow_mu_and_sigma_and_paper_eps_is_truncated():
     assert eps.abs().max() <= 2 and eps.std().item() == pytest.approx(0.88, abs=0.02)
     c, mu, log_scale = ca(torch.randn(3, 16), torch.ones(3, 4))
     assert torch.allclose(c, mu + log_scale.exp())
+    # The pytorch variant's log_scale is log sigma^2: c = mu + exp(logvar / 2) * eps.
+    ca = ConditioningAugmentation(16, 4, "pytorch")
+    with torch.no_grad():
+        ca.fc.weight.zero_()
+        ca.fc.bias.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0, 1.0, 1.0, 3.0, -2.0]))
+    c, mu, log_scale = ca(torch.zeros(2, 16), torch.tensor([[1.0, 1.0, 1.0, 1.0], [-2.0, 0.0, 0.5, 1.0]]))
+    assert torch.equal(mu[0], torch.tensor([0.5, 0.0, 2.0, 0.0]))  # after the ReLU
+    assert torch.equal(log_scale[0], torch.tensor([1.0, 1.0, 3.0, 0.0]))
+    sigma = torch.tensor([math.exp(0.5), math.exp(0.5), math.exp(1.5), 1.0])
+    assert torch.allclose(c, mu + sigma * torch.tensor([[1.0, 1.0, 1.0, 1.0], [-2.0, 0.0, 0.5, 1.0]]))
     no_ca = ConditioningAugmentation(16, 4, "paper", use_ca=False)
     c, mu, log_scale = no_ca(torch.randn(3, 16))
     assert log_scale is None and torch.equal(c, mu) and no_ca.kl(mu, None).item() == 0
@@ -281,3 +291,17 @@ def test_gradient_accumulation_is_deterministic_and_finite():
     b = StackGANModel(cfg, OptimConfig(grad_accumulation=2))
     sa, sb = a.train_step(_batch(64), 0), b.train_step(_batch(64), 0)
     assert sa == sb and all(math.isfinite(v) for v in sa.values())
+    # Two micro-batches of 3 are two separate forward passes (BatchNorm statistics and noise per
+    # micro-batch): the D step's values are the means of what one model sees on each half alone,
+    # with the noise of micro-batch k (micro_offset k of a one-micro-batch model).
+    whole, halves = _batch(64), []
+    for k in range(2):
+        torch.manual_seed(0)
+        alone = StackGANModel(cfg, OptimConfig(grad_accumulation=1))
+        alone.micro_offset = k
+        half = {"images": {64: whole["images"][64][3 * k:3 * k + 3]},
+                "wrong_images": {64: whole["wrong_images"][64][3 * k:3 * k + 3]},
+                "embedding": whole["embedding"][3 * k:3 * k + 3]}
+        halves.append(alone.train_step(half, 0))
+    for name in ("loss_d", "d_real", "d_wrong", "d_fake"):
+        assert sa[name] == pytest.approx((halves[0][name] + halves[1][name]) / 2, rel=1e-6), name

@@ -136,9 +136,14 @@ def test_evaluation_under_another_openblas_kernel_passes_within_the_stated_toler
         assert abs(a - b) < max(NUMPY_RTOL * abs(a), NUMPY_ATOL) / 5, (k, a, b)
 
 
-def test_gate_fails_on_a_changed_kl_weight_and_names_what_moved(smoke, tmp_path):
+def test_gate_fails_on_a_changed_kl_weight_and_names_what_moved(smoke, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     root, first = _copy_of(smoke, tmp_path)
     changed = run_smoke(root, extra=["model.kl_weight=1.0"], only_runs=["cub-s1-64"])
+    assert not list(home.rglob("*"))  # the gate's caches stay in its work folder, not the user's
     assert changed["ran"] == ["train:cub-s1-64-s0", "eval:cub-s1-64-s0"]
     result = _gate_against_baseline(changed, runs=changed["runs"])
     assert not result.passed

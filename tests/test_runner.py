@@ -18,6 +18,9 @@ from harness.runner.checkpoint import CheckpointStore, load_checkpoint
 from harness.runner.trainer import TrainingDiverged, train
 
 STEPS = 10  # crosses epoch boundaries: the tiny train split has 4 batches of 8
+# The learning rate halves every 2 epochs (8 steps): a resume at step 5 must restore the
+# schedulers' epoch count, or the decay at step 8 is missed (a fresh StepLR counts from zero).
+DECAY = "optim.lr_decay_epochs=2"
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -47,7 +50,7 @@ def assert_bitwise_equal(a: Path, b: Path) -> None:
 def straight(smoke_data, tmp_path_factory):
     runs = tmp_path_factory.mktemp("straight")
     cfg = smoke_config(smoke_data, runs, f"train.max_steps={STEPS}", "train.checkpoint_every=4",
-                       "name=straight")
+                       "name=straight", DECAY)
     train(cfg, progress=False)
     return runs / "straight"
 
@@ -69,29 +72,32 @@ def test_unknown_key_in_a_yaml_file_names_the_file(tmp_path):
 
 
 def test_same_seed_gives_identical_weights(straight, smoke_data, tmp_path):
-    cfg = smoke_config(smoke_data, tmp_path, f"train.max_steps={STEPS}", "name=again")
+    cfg = smoke_config(smoke_data, tmp_path, f"train.max_steps={STEPS}", "name=again", DECAY)
     train(cfg, progress=False)
     assert_bitwise_equal(straight, tmp_path / "again")
-    other = smoke_config(smoke_data, tmp_path, f"train.max_steps={STEPS}", "name=other", "train.seed=1")
+    other = smoke_config(smoke_data, tmp_path, f"train.max_steps={STEPS}", "name=other", "train.seed=1",
+                         DECAY)
     train(other, progress=False)
     key = "netG.img.0.weight"
     assert not torch.equal(weights(straight)[key], weights(tmp_path / "other")[key])
 
 
 def test_stopped_and_resumed_equals_straight(straight, smoke_data, tmp_path):
-    first = smoke_config(smoke_data, tmp_path, "train.max_steps=5", "name=resumed")
+    first = smoke_config(smoke_data, tmp_path, "train.max_steps=5", "name=resumed", DECAY)
     assert train(first, progress=False).steps == 5
-    second = smoke_config(smoke_data, tmp_path, f"train.max_steps={STEPS}", "name=resumed")
+    second = smoke_config(smoke_data, tmp_path, f"train.max_steps={STEPS}", "name=resumed", DECAY)
     assert train(second, resume=True, progress=False).steps == STEPS
     assert_bitwise_equal(straight, tmp_path / "resumed")
     lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(ln)["step"] for ln in lines] == [2, 4, 5, 6, 8, 10]
+    lr = {json.loads(ln)["step"]: json.loads(ln)["lr_g"] for ln in lines}
+    assert lr[10] == pytest.approx(lr[2] * 0.5)  # the decay after epoch 2 happened after resuming
 
 
 def _spawn(smoke_data, runs, *extra):
     cmd = [sys.executable, "-m", "harness.cli.main", "train", "--config", "smoke_stage1",
            f"data.root={smoke_data}", f"runs_dir={runs}", "tracking.enabled=false",
-           "data.check=false", "name=killed", f"train.max_steps={STEPS}", *extra]
+           "data.check=false", "name=killed", f"train.max_steps={STEPS}", DECAY, *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -104,7 +110,7 @@ def _wait_for(path: Path, proc, timeout=120):
 
 
 def _finish(smoke_data, runs):
-    cfg = smoke_config(smoke_data, runs, f"train.max_steps={STEPS}", "name=killed")
+    cfg = smoke_config(smoke_data, runs, f"train.max_steps={STEPS}", "name=killed", DECAY)
     train(cfg, resume=True, progress=False)
 
 
@@ -193,10 +199,11 @@ def test_keeps_last_k_and_best(smoke_data, tmp_path):
     assert best["value"] == min(logged.values()) and best["metric"] == "loss_g"
 
 
-def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(smoke_data, tmp_path):
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(smoke_data, tmp_path, monkeypatch):
     import shutil
 
     from harness.data.safe_pickle import dump_pickle
+    from stackgan.model import StackGANModel
 
     data = tmp_path / "data"
     shutil.copytree(smoke_data, data)
@@ -207,6 +214,28 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(smoke_data, tmp_pa
     with pytest.raises(TrainingDiverged, match=r"became nan at step 0; the run stopped"):
         train(cfg, progress=False)
     assert not (tmp_path / "nan" / "checkpoints" / "final.pt").exists()
+
+    # Diverging after a checkpoint (step 3): the run stops at the step that went bad, names the
+    # checkpoint before it, and writes none of the poisoned weights.
+    real_step = StackGANModel.train_step
+
+    def poisoned(self, batch, step):
+        stats = real_step(self, batch, step)
+        if step == 4:
+            with torch.no_grad():
+                for p in self.netG.parameters():
+                    p.fill_(float("nan"))
+            stats["loss_g"] = float("nan")
+        return stats
+
+    monkeypatch.setattr(StackGANModel, "train_step", poisoned)
+    cfg = smoke_config(smoke_data, tmp_path, "train.max_steps=6", "train.checkpoint_every=3", "name=late")
+    with pytest.raises(TrainingDiverged, match=r"loss_g became nan at step 4; .*/step-000000003.pt"):
+        train(cfg, progress=False)
+    checkpoints = tmp_path / "late" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-000000003.pt"]
+    kept = load_checkpoint(checkpoints / "step-000000003.pt")["model"]["netG"]
+    assert all(torch.isfinite(v).all() for v in kept.values() if v.is_floating_point())
 
 
 def test_training_refuses_a_dataset_that_fails_check(smoke_data, tmp_path):
