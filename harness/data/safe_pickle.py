@@ -104,7 +104,16 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     import codecs
 
     _ALLOWED[("_codecs", "encode")] = codecs.encode
+    # ... and empty bytes (an empty array's data) as bytes(): only the empty call is admitted,
+    # bytes(n) would allocate n bytes.
+    _ALLOWED[("__builtin__", "bytes")] = _ALLOWED[("builtins", "bytes")] = _empty_bytes
     return _ALLOWED
+
+
+def _empty_bytes(*args) -> bytes:
+    if args:
+        raise pickle.UnpicklingError(f"bytes{args!r} (only bytes() is data)")
+    return b""
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
