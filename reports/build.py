@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from harness.atomic import write_text_atomic
+from harness.cells import markdown_cell
 from harness.eval.protocols import resolve as resolve_protocol
 from harness.experiments.plan import plan_runs
 from harness.experiments.spec import load_experiment, load_scales
@@ -16,7 +17,7 @@ from harness.tracking.mlflow_tracker import Tracker, default_uri
 from reports import figures
 from reports.collect import curves, human_scores, runs_frame
 from reports.stats import TEST_NAME, seed_summary
-from reports.tables import METRICS, build_table, check_claims, claims_markdown, to_latex, to_markdown
+from reports.tables import METRICS, build_table, check_claims, claims_markdown, to_csv, to_latex, to_markdown
 
 
 def _eval_samples(run_dir: Path) -> Path | None:
@@ -80,10 +81,11 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         if "human_rank" in exp.metrics and not human:
             notes.append(f"Human ranks appear once the study in {runs_root / 'human-study'} is rated "
                          "and scored (`stackgan-bench human score`).")
-        md = [f"# {exp.title}", "", *[f"- {n}" for n in notes], "", to_markdown(table),
+        md = [f"# {markdown_cell(exp.title)}", "", *[f"- {markdown_cell(n)}" for n in notes], "",
+              to_markdown(table),
               "## The paper's claims in our numbers", "", claims_markdown(claims)]
         write_text_atomic(out / "table.md", "\n".join(md))
-        write_text_atomic(out / "table.csv", table.to_csv(index=False))
+        write_text_atomic(out / "table.csv", to_csv(table))
         write_text_atomic(out / "table.tex", to_latex(table, exp.title))
         write_text_atomic(out / "claims.json", json.dumps(claims, indent=2))
 

@@ -12,6 +12,7 @@ import math
 
 import pandas as pd
 
+from harness.cells import markdown_cell, spreadsheet_cell
 from harness.experiments.spec import Experiment
 from reports.stats import evaluate_claims, seed_summary
 
@@ -128,10 +129,19 @@ def check_claims(exp: Experiment, seed_values: dict[str, dict[str, list[float]]]
 
 def to_markdown(table: pd.DataFrame) -> str:
     cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(markdown_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join(str(row[c]).replace("|", "\\|") for c in cols) + " |")
+        lines.append("| " + " | ".join(markdown_cell(row[c]) for c in cols) + " |")
     return "\n".join(lines) + "\n"
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    """The table as CSV; text cells a spreadsheet would run as formulas are quoted as text."""
+    safe = table.rename(columns=spreadsheet_cell)
+    for col in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[col]):
+            safe[col] = safe[col].map(lambda v: spreadsheet_cell(v) if isinstance(v, str) else v)
+    return safe.to_csv(index=False)
 
 
 _LATEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -164,7 +174,8 @@ def claims_markdown(claims: list[dict]) -> str:
     for c in claims:
         for pair in c["pairs"]:
             means = f"{pair['mean_better']:.3g} vs {pair['mean_worse']:.3g}"
-            lines.append(f"| {c['claim']} | {pair['better']} > {pair['worse']} | {means} | "
+            lines.append(f"| {markdown_cell(c['claim'])} | {markdown_cell(pair['better'])} > "
+                         f"{markdown_cell(pair['worse'])} | {means} | "
                          f"{_p(pair['p'])} | {_p(pair['p_holm'])} | **{pair['verdict']}** |")
     test = claims[0]["test"] if claims else ""
     return "\n".join(lines) + (f"\n\nTest: {test}.\n" if test else "\n")

@@ -90,3 +90,33 @@ def test_plateau_tells_a_levelled_curve_from_a_falling_one():
     # Over the last three points the falling curve gained 30 of its 80: a share of 0.375.
     assert plateau(falling)["last_gain_share"] == pytest.approx(30 / 80)
     assert plateau([5, 4])["plateau"] is None
+
+
+def test_table_files_show_user_text_as_text():
+    """Model names, run ids and claims come from experiment files: in table.csv a cell a
+    spreadsheet would run as a formula is quoted, in table.md HTML is shown as text and a line
+    break stays inside its cell."""
+    import csv
+    import io
+
+    import pandas as pd
+
+    from reports.tables import claims_markdown, to_csv, to_markdown
+
+    table = pd.DataFrame({"model": ['=HYPERLINK("http://x","y")', "@SUM(A1)", "<img src=x onerror=alert(1)>",
+                                    "two\nlines | pipe", "+cmd", "-0.5"],
+                          "is": [1.0, -2.0, 3.0, 4.0, 5.0, 6.0]})
+    rows = list(csv.reader(io.StringIO(to_csv(table))))
+    assert [r[0] for r in rows[1:]] == ['\'=HYPERLINK("http://x","y")', "'@SUM(A1)",
+                                        "<img src=x onerror=alert(1)>", "two\nlines | pipe", "'+cmd", "-0.5"]
+    assert rows[2][1] == "-2.0"  # numbers are left alone
+    md = to_markdown(table)
+    lines = md.splitlines()
+    assert len(lines) == 2 + len(table)  # one line per row: the newline did not split a row
+    assert "&lt;img src=x onerror=alert(1)&gt;" in md and "<img" not in md
+    assert "| two lines \\| pipe |" in md
+    claims = [{"claim": "<b>bold</b>", "test": "t", "pairs": [
+        {"better": "a<x>", "worse": "b\nc", "mean_better": 1.0, "mean_worse": 0.5, "p": 0.1,
+         "p_holm": 0.2, "verdict": "holds (not significant)"}]}]
+    out = claims_markdown(claims)
+    assert "&lt;b&gt;bold&lt;/b&gt;" in out and "a&lt;x&gt; > b c" in out

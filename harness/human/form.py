@@ -67,8 +67,9 @@ def render_form(study: dict, rater_id: str, images_dir: Path, mode: str = "offli
 
 
 def _cell(text: str) -> str:
-    # A spreadsheet would evaluate a cell starting with = + - @ as a formula.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    from harness.cells import spreadsheet_cell
+
+    return spreadsheet_cell(text)
 
 
 def render_sheet(study: dict, rater_id: str) -> str:
