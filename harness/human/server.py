@@ -1,31 +1,82 @@
-"""``human serve``: a small web server for running a study on a lab network.
+"""``human serve``: the web server raters use to fill in a study.
 
 Each rater opens ``/r/<token>/`` and sees only their own form; every answer is stored in SQLite
 (``<study>/responses.sqlite``) as it is given, so a reload resumes; ``/admin/<token>/export``
 returns all submitted responses in the format ``human score`` reads. Anything else, a wrong
-token included, gets an empty 404. Nothing is served from the disk: the forms are rendered in
-memory from study.json and share/images, so key.json can never be fetched.
+token or method included, gets an empty 404. Nothing is served from the disk: the forms are
+rendered in memory from study.json and share/images, so key.json can never be fetched.
 
-The standard library's ThreadingHTTPServer is enough for a handful of raters and five routes, so
-no web framework is added as a dependency.
+It runs on Starlette under uvicorn (both already installed with MLflow) rather than the standard
+library's ``http.server``, which Python documents as unfit for the open web: one thread per
+connection, no timeouts. Here an idle or slow connection costs no thread, a request body must
+arrive within ``BODY_TIMEOUT_S``, connections are capped (``MAX_CONNECTIONS``; uvicorn answers 503
+beyond it), every body is validated against a strict schema (400 otherwise), and the security
+headers (CSP with ``frame-ancestors``) come with every response; no version banner is sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
+import socket
 import sqlite3
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from harness.human.form import render_form
 from harness.human.responses import Rejected, check_answers, check_body
 from harness.human.study import load_study
 
-MAX_BODY = 2 * 1024 * 1024
+MAX_BODY = 256 * 1024  # a whole study's submission is a few kB per hundred items
+BODY_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 1000
+KEEP_ALIVE_S = 5
+SECURITY_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    # The form is one self-contained page: inline script and style, images as data: URIs, and
+    # requests only back to this server. frame-ancestors only works as a header, not in <meta>.
+    (b"content-security-policy",
+     b"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+     b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+]
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Rank = Annotated[int, Field(ge=1, le=1000)]
+Rating = Annotated[int, Field(ge=1, le=5)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Answer(_Strict):
+    ranks: dict[Id, Rank]
+    alignment: dict[Id, Rating] | None = None
+    realism: dict[Id, Rating] | None = None
+
+
+class AnswerRequest(_Strict):
+    item_id: Id
+    answer: Answer
+
+
+class Submission(_Strict):
+    format: Annotated[str, StringConstraints(max_length=64)]
+    study_id: Id
+    rater_id: Id
+    answers: dict[Id, Answer]
+    complete: bool
+    saved_at: Annotated[str, StringConstraints(max_length=64)]
+    checksum: Annotated[str, StringConstraints(max_length=16)]
 
 
 class ResponseStore:
@@ -78,28 +129,34 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 class StudyServer:
     def __init__(self, folder: str | Path, host: str = "127.0.0.1", port: int = 8765):
+        import uvicorn
+
         self.folder = Path(folder)
         self.study, self.key = load_study(self.folder)
         self.store = ResponseStore(self.folder / "responses.sqlite")
         self.tokens = dict(self.key["tokens"])  # rater -> token
+        self._items = {it["item_id"]: it for it in self.study["items"]}
         self._forms: dict[str, str] = {}
         self._form_lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt, *args):  # tokens are in the paths: keep them out of logs
-                pass
-
-            def do_GET(self):
-                server._handle(self, "GET")
-
-            def do_POST(self):
-                server._handle(self, "POST")
-
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.host, self.port = host, self.httpd.server_address[1]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self._socket.listen(2048)
+        self.host, self.port = host, self._socket.getsockname()[1]
+        config = uvicorn.Config(self._app(), log_level="warning", access_log=False,  # tokens in paths
+                                server_header=False, lifespan="off", limit_concurrency=MAX_CONNECTIONS,
+                                timeout_keep_alive=KEEP_ALIVE_S)
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -112,9 +169,28 @@ class StudyServer:
     def export_url(self) -> str:
         return f"{self.url}/admin/{self.key['admin_token']}/export"
 
+    # ------------------------------------------------------------------ the application
+    def _app(self):
+        from starlette.applications import Starlette
+        from starlette.exceptions import HTTPException
+        from starlette.routing import Route
+
+        routes = [Route("/r/{token}/", self._form_page, methods=["GET"]),
+                  Route("/r/{token}/api/state", self._state, methods=["GET"]),
+                  Route("/r/{token}/api/answer", self._answer, methods=["POST"]),
+                  Route("/r/{token}/api/submit", self._submit, methods=["POST"]),
+                  Route("/admin/{token}/export", self._export, methods=["GET"])]
+        app = Starlette(routes=routes, exception_handlers={HTTPException: self._not_found})
+        return _SecurityHeaders(app)
+
+    async def _not_found(self, request, exc):
+        from starlette.responses import Response
+
+        return Response(status_code=404)  # a wrong method too: the routes are nobody's business
+
     def _rater_for(self, token: str) -> str | None:
         found = None
-        for rater, expected in self.tokens.items():
+        for rater, expected in self.tokens.items():  # every token compared: no timing signal
             if hmac.compare_digest(token.encode(), expected.encode()):
                 found = rater
         return found
@@ -128,76 +204,147 @@ class StudyServer:
             return self._forms[rater_id]
 
     @staticmethod
-    def _reply(handler, status: int, body: bytes = b"", ctype: str = "application/json") -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", ctype)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("Cache-Control", "no-store")
-        handler.send_header("X-Content-Type-Options", "nosniff")
-        handler.send_header("Referrer-Policy", "no-referrer")
-        handler.end_headers()
-        if body:
-            handler.wfile.write(body)
+    def _json(status: int, data):
+        from starlette.responses import JSONResponse
 
-    def _json(self, handler, status: int, data) -> None:
-        self._reply(handler, status, json.dumps(data).encode("utf-8"))
+        return JSONResponse(data, status_code=status)
 
-    def _read_json(self, handler):
-        length = int(handler.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise Rejected("request too large")
+    @staticmethod
+    async def _body(request) -> bytes:
+        length = request.headers.get("content-length")
+        if length is None or not length.isdigit():
+            raise _BadRequest(411, "a Content-Length is required")
+        if int(length) > MAX_BODY:
+            raise _BadRequest(413, "request too large")
+
+        async def read() -> bytes:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise _BadRequest(413, "request too large")
+                chunks.append(chunk)
+            return b"".join(chunks)
+
         try:
-            return json.loads(handler.rfile.read(length).decode("utf-8"))
+            return await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise _BadRequest(408, "the request body did not arrive in time") from exc
+
+    async def _parse(self, request, schema: type[BaseModel]) -> tuple[BaseModel, dict]:
+        raw = await self._body(request)
+        try:
+            data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Rejected("the request is not JSON") from exc
-
-    def _handle(self, handler, method: str) -> None:
-        parts = [p for p in handler.path.split("?")[0].split("/") if p]
+            raise _BadRequest(400, "the request is not JSON") from exc
         try:
-            if len(parts) == 3 and parts[0] == "admin" and parts[2] == "export" and method == "GET" \
-                    and hmac.compare_digest(parts[1].encode(), self.key["admin_token"].encode()):
-                return self._json(handler, 200, self.store.export())
-            rater = self._rater_for(parts[1]) if len(parts) >= 2 and parts[0] == "r" else None
-            if rater is None:
-                return self._reply(handler, 404)
-            route = (method, "/".join(parts[2:]))
-            if route == ("GET", ""):
-                return self._reply(handler, 200, self._form(rater).encode("utf-8"),
-                                   "text/html; charset=utf-8")
-            if route == ("GET", "api/state"):
-                return self._json(handler, 200, {"answers": self.store.answers(rater)})
-            if route == ("POST", "api/answer"):
-                data = self._read_json(handler)
-                item_id, answer = data.get("item_id"), data.get("answer")
-                items = {it["item_id"]: it for it in self.study["items"]}
-                if item_id not in items or not isinstance(answer, dict):
-                    raise Rejected("unknown item")
-                groups = {g["group_id"] for g in items[item_id]["groups"]}
-                if not set(answer.get("ranks") or {}) <= groups:
-                    raise Rejected("unknown group")
-                self.store.save_answer(rater, item_id, answer)
-                return self._json(handler, 200, {"ok": True})
-            if route == ("POST", "api/submit"):
-                body = self._read_json(handler)
-                if body.get("rater_id") != rater:
-                    raise Rejected("a response of another rater")
-                check_body(body, self.study)
-                # Attention checks are scored later, not here: a rater is not told they failed one.
-                check_answers(self.study, {"checks": {}}, rater, body["answers"])
-                self.store.submit(rater, body)
-                return self._json(handler, 200, {"ok": True})
-            return self._reply(handler, 404)
-        except Rejected as exc:
-            return self._json(handler, 400, {"error": str(exc)})
+            return schema.model_validate(data), data
+        except ValidationError as exc:
+            problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                        for e in exc.errors()[:5]]
+            raise _BadRequest(400, "; ".join(problems)) from None
 
+    def _guarded(handler):  # noqa: N805 - a decorator over the handlers below
+        async def wrapped(self, request):
+            from starlette.concurrency import run_in_threadpool
+            from starlette.responses import Response
+
+            rater = self._rater_for(request.path_params["token"])
+            if rater is None:
+                return Response(status_code=404)
+            try:
+                return await handler(self, request, rater, run_in_threadpool)
+            except (_BadRequest, Rejected) as exc:
+                return self._json(getattr(exc, "status", 400), {"error": str(exc)})
+        return wrapped
+
+    @_guarded
+    async def _form_page(self, request, rater, in_thread):
+        from starlette.responses import HTMLResponse
+
+        return HTMLResponse(await in_thread(self._form, rater))
+
+    @_guarded
+    async def _state(self, request, rater, in_thread):
+        return self._json(200, {"answers": await in_thread(self.store.answers, rater)})
+
+    @_guarded
+    async def _answer(self, request, rater, in_thread):
+        parsed, data = await self._parse(request, AnswerRequest)
+        item = self._items.get(parsed.item_id)
+        if item is None:
+            raise Rejected("unknown item")
+        groups = {g["group_id"] for g in item["groups"]}
+        if not set(parsed.answer.ranks) <= groups:
+            raise Rejected("unknown group")
+        for scale in (parsed.answer.alignment, parsed.answer.realism):
+            if scale and not set(scale) <= groups:
+                raise Rejected("unknown group")
+        if any(r > self.study["models"] for r in parsed.answer.ranks.values()):
+            raise Rejected(f"ranks run from 1 to {self.study['models']}")
+        await in_thread(self.store.save_answer, rater, parsed.item_id, data["answer"])
+        return self._json(200, {"ok": True})
+
+    @_guarded
+    async def _submit(self, request, rater, in_thread):
+        parsed, body = await self._parse(request, Submission)
+        if parsed.rater_id != rater:
+            raise Rejected("a response of another rater")
+        check_body(body, self.study)
+        # Attention checks are scored later, not here: a rater is not told they failed one.
+        check_answers(self.study, {"checks": {}}, rater, body["answers"])
+        await in_thread(self.store.submit, rater, body)
+        return self._json(200, {"ok": True})
+
+    async def _export(self, request):
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response
+
+        if not hmac.compare_digest(request.path_params["token"].encode(),
+                                   self.key["admin_token"].encode()):
+            return Response(status_code=404)
+        return self._json(200, await run_in_threadpool(self.store.export))
+
+    # ------------------------------------------------------------------ running it
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        """In the foreground until Ctrl-C (uvicorn handles the signal and shuts down cleanly)."""
+        self._server.run(sockets=[self._socket])
 
     def start_background(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, daemon=True)
-        thread.start()
-        return thread
+        def serve() -> None:
+            asyncio.run(self._server.serve(sockets=[self._socket]))
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        deadline = time.time() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.time() > deadline:
+                raise RuntimeError("the study server did not start")
+            time.sleep(0.01)
+        return self._thread
 
     def shutdown(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._socket.close()
+
+
+class _SecurityHeaders:
+    """ASGI middleware: the security headers on every response, whatever produced it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message = dict(message, headers=[*message.get("headers", []),
+                                                 *[h for h in SECURITY_HEADERS if h[0] not in names]])
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
