@@ -78,3 +78,26 @@ def test_ratings_agreement_is_reported_when_given():
     assert out["agreement"]["alpha_alignment"] == pytest.approx(1.0)
     assert out["models"]["X"]["alignment"] == 5.0
     assert np.isnan(out["agreement"]["alpha_realism"])
+
+
+def test_markdown_table_exact_text():
+    result = {"models": {
+        "B": {"mean_rank": 1.75, "std_across_raters": 0.125, "ci95": [1.5, 2.0], "n": 8,
+              "alignment": float("nan"), "realism": 3.456},
+        "A": {"mean_rank": 1.25, "std_across_raters": 0.5, "ci95": [1.0, 1.5], "n": 8,
+              "alignment": 4.0, "realism": float("nan")}},
+        "agreement": {"kendall_w_mean": 0.75, "alpha_alignment": float("nan"), "alpha_realism": 0.5},
+        "raters": 2, "items": 4}
+    assert markdown_table(result, paper={"A": "1.37"}) == (
+        "| model | average human rank (1 = best) | 95% CI | ratings | alignment | realism | paper |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| A | 1.25 ± 0.50 | 1.00–1.50 | 8 | 4.00 | – | 1.37 |\n"
+        "| B | 1.75 ± 0.12 | 1.50–2.00 | 8 | – | 3.46 | – |\n"
+        "\n"
+        "2 raters × 4 descriptions. ± is the std across raters of each rater's average rank; the CI "
+        "resamples raters and descriptions.\n"
+        "Agreement: Kendall's W 0.750 (mean over descriptions); Krippendorff's α (ordinal) "
+        "alignment –, realism 0.500.\n")
+    plain = markdown_table(dict(result, agreement={}))
+    assert plain.splitlines()[0].endswith("| realism |") and plain.splitlines()[1] == "|" + "---|" * 6
+    assert "Kendall's W – (mean" in plain
