@@ -28,8 +28,16 @@ def register(sub) -> None:
     p.set_defaults(func=_plan)
     p = add_command(group, "run", "Train the runs of experiments at a scale in order; finished "
                     "runs are kept, interrupted ones resume.",
-                    "stackgan-bench experiment run table2 --scale smoke")
+                    "stackgan-bench experiment run table2 --scale smoke --executor local --workers 2")
     _add_common(p)
+    p.add_argument("--executor", choices=("serial", "local"), default="serial",
+                   help="serial: one run after another in this process; local: a pool of worker "
+                        "processes, one run per slot (Stage-II after its Stage-I)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local on CPU: this many workers, the cores split between them (default: one "
+                        "per core)")
+    p.add_argument("--devices", default=None, metavar="cuda:0,cuda:1",
+                   help="local on GPUs: one worker per device")
     p.set_defaults(func=_run)
 
 
@@ -76,13 +84,21 @@ def _plan(args) -> int:
 
 
 def _run(args) -> int:
+    from harness.errors import UserError
     from harness.experiments.execute import execute
     from harness.locks import exclusive
 
+    slots = None
+    if args.executor == "local":
+        from harness.experiments.local_executor import cpu_slots, device_slots
+
+        slots = device_slots(args.devices) if args.devices else cpu_slots(args.workers)
+    elif args.devices or args.workers:
+        raise UserError("--devices and --workers go with --executor local")
     with exclusive(args.runs_dir or f"runs/{args.scale}", "runs experiments"):
-        outcomes = execute(build_plan(args))
+        outcomes = execute(build_plan(args), slots=slots)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
     print(", ".join(f"{n} {s}" for s, n in counts.items()))
-    return 0 if "stopped" not in counts else 130
+    return 130 if "stopped" in counts else 1 if "failed" in counts else 0

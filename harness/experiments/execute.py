@@ -37,8 +37,11 @@ def run_status(p: PlannedRun) -> str:
 
 
 def execute(planned: list[PlannedRun], progress: bool = True,
-            report: Callable[[str], None] = print) -> list[RunOutcome]:
+            report: Callable[[str], None] = print, slots: list | None = None) -> list[RunOutcome]:
+    """Serially in this process, or with ``slots`` (harness.experiments.local_executor) over a
+    pool of worker processes, one run per slot."""
     outcomes = []
+    todo = []
     for p in planned:
         status = run_status(p)
         if status == "skipped":
@@ -53,6 +56,9 @@ def execute(planned: list[PlannedRun], progress: bool = True,
             outcomes.append(RunOutcome(p.name, "done", str(p.run_dir)))
             report(f"done   {p.name} ({p.run_dir})")
             continue
+        if slots:
+            todo.append((p, status == "resume"))
+            continue
         report(f"{'resume' if status == 'resume' else 'train '} {p.name} ({p.preset} "
                + " ".join(p.overrides) + ")")
         result = train(p.config, resume=status == "resume", progress=progress)
@@ -61,4 +67,9 @@ def execute(planned: list[PlannedRun], progress: bool = True,
             break
         outcomes.append(RunOutcome(p.name, "resumed" if status == "resume" else "trained",
                                    f"{result.steps} steps"))
+    if todo:
+        from harness.experiments.local_executor import run_on_slots
+
+        outcomes += [RunOutcome(p.name, status, detail)
+                     for p, status, detail in run_on_slots(todo, slots, report)]
     return outcomes
