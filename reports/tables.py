@@ -72,7 +72,9 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
     rows, stats, seed_values = [], {}, {}
     for row in exp.rows:
         spec = exp.runs[row.run]
-        names = [f"{row.run}-s{s}" for s in seeds]
+        # A row not run at this scale shows no values, even if an earlier run left some in the
+        # store: a table mixes no scales.
+        names = [] if (skipped or {}).get(row.run) else [f"{row.run}-s{s}" for s in seeds]
         out = {}
         if len({r.dataset for r in exp.runs.values()}) > 1:
             out["dataset"] = DATASET_NAMES[spec.dataset]
