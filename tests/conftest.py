@@ -72,3 +72,15 @@ def classifier_ckpt(tmp_path_factory):
     save_torch_atomic({"format": FORMAT, "options": asdict(ClassifierOptions(width=8)),
                        "classes": [1, 2, 3, 4, 5], "metrics": {}, "state": model.state_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def two_runs(smoke_data, tmp_path_factory):
+    """Two trained smoke runs, modelA (StackGAN Stage-I) and modelB (GAN-INT-CLS), for the
+    human-study tests; they only read them."""
+    from harness.runner.trainer import train
+
+    runs = tmp_path_factory.mktemp("runs")
+    train(smoke_config(smoke_data, runs, "name=modelA"), progress=False)
+    train(smoke_config(smoke_data, runs, "name=modelB", preset="smoke_gan_int_cls"), progress=False)
+    return runs

@@ -19,18 +19,6 @@ PREFERENCE = ["modelA", "modelB"]  # the simulated raters' taste: modelA is bett
 
 
 @pytest.fixture(scope="module")
-def two_runs(smoke_data, tmp_path_factory):
-    from conftest import smoke_config
-
-    from harness.runner.trainer import train
-
-    runs = tmp_path_factory.mktemp("runs")
-    train(smoke_config(smoke_data, runs, "name=modelA"), progress=False)
-    train(smoke_config(smoke_data, runs, "name=modelB", preset="smoke_gan_int_cls"), progress=False)
-    return runs
-
-
-@pytest.fixture(scope="module")
 def study(two_runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("study") / "s"
     make_study(StudyOptions(sources=[str(two_runs / "modelA"), str(two_runs / "modelB")],

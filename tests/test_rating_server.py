@@ -13,27 +13,15 @@ from harness.human.server import StudyServer
 from harness.human.study import StudyOptions, load_study, make_study
 
 
-@pytest.fixture(scope="module")
-def runs(smoke_data, tmp_path_factory):
-    from conftest import smoke_config
-
-    from harness.runner.trainer import train
-
-    root = tmp_path_factory.mktemp("runs")
-    train(smoke_config(smoke_data, root, "name=modelA"), progress=False)
-    train(smoke_config(smoke_data, root, "name=modelB", preset="smoke_gan_int_cls"), progress=False)
-    return root
-
-
-def _study(runs, out, raters):
-    make_study(StudyOptions(sources=[str(runs / "modelA"), str(runs / "modelB")], out=str(out),
+def _study(two_runs, out, raters):
+    make_study(StudyOptions(sources=[str(two_runs / "modelA"), str(two_runs / "modelB")], out=str(out),
                             captions=3, per_model=1, raters=raters, seed=3, progress=False))
     return out
 
 
 @pytest.fixture
-def served(runs, tmp_path):
-    study = _study(runs, tmp_path / "study", raters=2)
+def served(two_runs, tmp_path):
+    study = _study(two_runs, tmp_path / "study", raters=2)
     server = StudyServer(study, "127.0.0.1", 0)
     server.start_background()
     yield server, *load_study(study)
@@ -134,14 +122,14 @@ def test_lengths_and_slow_bodies_cannot_pin_the_server(served, monkeypatch):
     assert _request(server, "GET", f"/r/{key['tokens']['r01']}/api/state")[0] == 200  # still serving
 
 
-def test_ipv6_loopback(runs, tmp_path):
+def test_ipv6_loopback(two_runs, tmp_path):
     if not socket.has_ipv6:
         pytest.skip("no IPv6 in this Python")
     try:
         socket.socket(socket.AF_INET6).bind(("::1", 0))
     except OSError as exc:
         pytest.skip(f"no IPv6 loopback here ({exc})")
-    study = _study(runs, tmp_path / "study6", raters=1)
+    study = _study(two_runs, tmp_path / "study6", raters=1)
     server = StudyServer(study, "::1", 0)
     server.start_background()
     try:
@@ -153,9 +141,9 @@ def test_ipv6_loopback(runs, tmp_path):
 
 
 @pytest.mark.integration
-def test_under_load_every_answer_is_stored_once_and_the_server_stays_responsive(runs, tmp_path, capsys):
+def test_under_load_every_answer_is_stored_once_and_the_server_stays_responsive(two_runs, tmp_path, capsys):
     """200 idle connections held open, then 20 raters x 50 answers over keep-alive connections."""
-    study = _study(runs, tmp_path / "load", raters=20)
+    study = _study(two_runs, tmp_path / "load", raters=20)
     doc, key = load_study(study)
     server = StudyServer(study, "127.0.0.1", 0)
     server.start_background()

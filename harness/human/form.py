@@ -16,6 +16,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from harness.cells import spreadsheet_cell
+
 SHEET_COLUMNS = ("study_id", "rater_id", "position", "item_id", "caption", "slot", "group_id",
                  "images", "rank", "alignment", "realism")
 
@@ -66,12 +68,6 @@ def render_form(study: dict, rater_id: str, images_dir: Path, mode: str = "offli
     return _template().replace("__STUDY_DATA__", _script_safe_json(view))
 
 
-def _cell(text: str) -> str:
-    from harness.cells import spreadsheet_cell
-
-    return spreadsheet_cell(text)
-
-
 def render_sheet(study: dict, rater_id: str) -> str:
     view = rater_view(study, rater_id)
     buf = io.StringIO()
@@ -80,7 +76,7 @@ def render_sheet(study: dict, rater_id: str) -> str:
     for position, item in enumerate(view["items"], 1):
         for slot, group in enumerate(item["groups"]):
             writer.writerow([study["study_id"], rater_id, position, item["item_id"],
-                             _cell(item["caption"]), "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[slot],
+                             spreadsheet_cell(item["caption"]), "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[slot],
                              group["group_id"], " ".join(f"../images/{i}.png" for i in group["images"]),
                              "", "", ""])
     return buf.getvalue()

@@ -29,19 +29,21 @@ def synthetic_batch(cfg: RunConfig, batch_size: int | None = None) -> dict:
     return batch
 
 
-def model_for_summary(cfg: RunConfig):
+def model_for_summary(cfg: RunConfig, device: str = "cpu"):
+    """The run's model with fresh weights on ``device`` (a Stage-II with a fresh Stage-I of the
+    right sizes: counts and timings do not need trained weights)."""
     if cfg.family != "stackgan":
         from harness.runner.build import build_model
 
-        return build_model(cfg, torch.device("cpu"))
+        return build_model(cfg, torch.device(device))
     stage1 = None
-    if cfg.model.stage == 2:  # a fresh Stage-I of the right sizes: counts do not need weights
+    if cfg.model.stage == 2:
         from dataclasses import replace
 
         stage1 = Stage1Generator(replace(cfg.model, stage=1))
-    return StackGANModel(cfg.model, cfg.optim, seed=cfg.train.seed, stage1_generator=stage1,
-                         wrong_in_batch=cfg.data.wrong_strategy == "in_batch",
-                         channels_last=cfg.train.channels_last)
+    return StackGANModel(cfg.model, cfg.optim, seed=cfg.train.seed, device=device,
+                         stage1_generator=stage1, wrong_in_batch=cfg.data.wrong_strategy == "in_batch",
+                         autocast_bf16=cfg.train.autocast_bf16, channels_last=cfg.train.channels_last)
 
 
 def count(module: torch.nn.Module) -> dict[str, int]:
