@@ -64,3 +64,23 @@ def test_real_images_score_zero_and_noise_does_not(smoke_data, tmp_path):
     assert abs(same) < 1e-6
     noise = torch.rand(len(real), 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert validator(_Replay(noise))["val.fid"] > 1.0
+
+
+def test_a_worker_builds_the_same_validation_itself(smoke_data, tmp_path, classifier_ckpt):
+    """The pool's and SLURM's workers get the validator as a spec and build it; the curve they
+    log is the in-process one, value for value."""
+    from harness.config.load import to_yaml
+    from harness.experiments.worker import train_job
+
+    here = smoke_config(smoke_data, tmp_path, "name=here", "train.max_steps=4", "train.validate_every=2")
+    there = smoke_config(smoke_data, tmp_path, "name=there", "train.max_steps=4", "train.validate_every=2")
+    train(here, progress=False, validator=FidValidator(here, str(classifier_ckpt), size=64, images=16))
+    out = train_job(to_yaml(there), validate={"classifier": str(classifier_ckpt), "size": 64, "images": 16},
+                    threads=torch.get_num_threads())
+    assert out == {"steps": 4, "stopped_by_signal": None}
+
+    def curve(name):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [(r["step"], r["val.fid"]) for r in map(json.loads, lines) if "val.fid" in r]
+
+    assert curve("there") == curve("here") and len(curve("here")) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.cli.common import add_command, add_group
+from harness.experiments.executors import add_executor_arguments
 
 
 def _add_common(p) -> None:
@@ -30,14 +31,7 @@ def register(sub) -> None:
                     "runs are kept, interrupted ones resume.",
                     "stackgan-bench experiment run table2 --scale smoke --executor local --workers 2")
     _add_common(p)
-    p.add_argument("--executor", choices=("serial", "local"), default="serial",
-                   help="serial: one run after another in this process; local: a pool of worker "
-                        "processes, one run per slot (Stage-II after its Stage-I)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local on CPU: this many workers, the cores split between them (default: one "
-                        "per core)")
-    p.add_argument("--devices", default=None, metavar="cuda:0,cuda:1",
-                   help="local on GPUs: one worker per device")
+    add_executor_arguments(p)
     p.set_defaults(func=_run)
 
 
@@ -84,19 +78,14 @@ def _plan(args) -> int:
 
 
 def _run(args) -> int:
-    from harness.errors import UserError
     from harness.experiments.execute import execute
+    from harness.experiments.executors import executor_from_args
     from harness.locks import exclusive
 
-    slots = None
-    if args.executor == "local":
-        from harness.experiments.local_executor import cpu_slots, device_slots
-
-        slots = device_slots(args.devices) if args.devices else cpu_slots(args.workers)
-    elif args.devices or args.workers:
-        raise UserError("--devices and --workers go with --executor local")
-    with exclusive(args.runs_dir or f"runs/{args.scale}", "runs experiments"):
-        outcomes = execute(build_plan(args), slots=slots)
+    runs_dir = args.runs_dir or f"runs/{args.scale}"
+    executor = executor_from_args(args, runs_dir)
+    with exclusive(runs_dir, "runs experiments"):
+        outcomes = execute(build_plan(args), executor=executor)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1

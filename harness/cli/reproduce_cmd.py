@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.experiments.executors import add_executor_arguments
+
 
 def _parser(sub, name: str, help_text: str, example: str):
     return sub.add_parser(name, help=help_text, description=help_text, epilog=f"example:\n  {example}",
@@ -15,8 +17,10 @@ def register(sub) -> None:
                 "dataset, text encoder and embeddings, evaluation models, every Table 1 / Table 2 "
                 "run, sampling and evaluation, human-study materials, the report. Steps whose inputs "
                 "are unchanged are skipped, so it continues where it stopped.",
-                "stackgan-bench reproduce --preset quick")
-    p.add_argument("--preset", required=True, help="smoke | quick | small | paper")
+                "stackgan-bench reproduce --preset quick\n  stackgan-bench reproduce --preset paper "
+                "--executor slurm --slurm-partition gpu --slurm-gpus 1")
+    p.add_argument("--preset", required=True,
+                   help="smoke | quick | claims | small | paper (experiments/scales.yaml)")
     p.add_argument("--data", default=None, help="a real CUB-layout dataset folder (default: the "
                    "preset's built-in synthbirds)")
     p.add_argument("--only", choices=("table1", "table2"), default=None)
@@ -25,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE",
                    help="an override for every training run (repeatable)")
     p.add_argument("--no-progress", action="store_true")
+    add_executor_arguments(p)
     p.set_defaults(func=_reproduce)
 
     p = _parser(sub, "report", "Tables (Markdown, CSV, LaTeX) beside the paper's, the paper's "
@@ -54,11 +59,14 @@ def register(sub) -> None:
 
 
 def _reproduce(args) -> int:
+    from harness.experiments.executors import executor_from_args
     from harness.reproduce.pipeline import ReproduceOptions, reproduce
 
+    executor = executor_from_args(args, args.runs_dir or f"runs/{args.preset}")
     log = reproduce(ReproduceOptions(preset=args.preset, data=args.data, only=args.only,
                                      runs_root=args.runs_dir, reports_root=args.reports_dir,
-                                     extra=args.extra, progress=not args.no_progress))
+                                     extra=args.extra, progress=not args.no_progress,
+                                     executor=executor))
     slow = sorted(((v, k) for k, v in log.timings.items() if k != "total"), reverse=True)[:5]
     if slow:
         print("slowest steps: " + ", ".join(f"{k} {v:.0f} s" for v, k in slow))

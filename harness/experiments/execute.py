@@ -37,9 +37,11 @@ def run_status(p: PlannedRun) -> str:
 
 
 def execute(planned: list[PlannedRun], progress: bool = True,
-            report: Callable[[str], None] = print, slots: list | None = None) -> list[RunOutcome]:
-    """Serially in this process, or with ``slots`` (harness.experiments.local_executor) over a
-    pool of worker processes, one run per slot."""
+            report: Callable[[str], None] = print, executor=None) -> list[RunOutcome]:
+    """Serially in this process, or through ``executor`` (harness.experiments.executors: a pool
+    of local worker processes or SLURM jobs), Stage-II runs after their Stage-I runs."""
+    from harness.experiments.executors import Job
+
     outcomes = []
     todo = []
     for p in planned:
@@ -56,8 +58,9 @@ def execute(planned: list[PlannedRun], progress: bool = True,
             outcomes.append(RunOutcome(p.name, "done", str(p.run_dir)))
             report(f"done   {p.name} ({p.run_dir})")
             continue
-        if slots:
-            todo.append((p, status == "resume"))
+        if executor is not None:
+            todo.append(Job(p.name, p.config, status == "resume",
+                            f"{p.preset} " + " ".join(p.overrides)))
             continue
         report(f"{'resume' if status == 'resume' else 'train '} {p.name} ({p.preset} "
                + " ".join(p.overrides) + ")")
@@ -68,8 +71,6 @@ def execute(planned: list[PlannedRun], progress: bool = True,
         outcomes.append(RunOutcome(p.name, "resumed" if status == "resume" else "trained",
                                    f"{result.steps} steps"))
     if todo:
-        from harness.experiments.local_executor import run_on_slots
-
-        outcomes += [RunOutcome(p.name, status, detail)
-                     for p, status, detail in run_on_slots(todo, slots, report)]
+        outcomes += [RunOutcome(job.name, status, detail)
+                     for job, status, detail in executor.run(todo, report)]
     return outcomes

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from harness.config.load import to_yaml
 from harness.errors import UserError
+from harness.experiments.executors import Job, JobResult
 
 
 @dataclass(frozen=True)
@@ -50,84 +51,84 @@ def device_slots(devices: str) -> list[Slot]:
 
 
 @dataclass
-class _Job:
-    planned: object  # PlannedRun
-    resume: bool
+class _Running:
+    job: Job
     after: str | None  # run folder of the Stage-I run this one waits for
     proc: subprocess.Popen | None = None
     slot: Slot | None = None
     log: Path | None = None
 
 
-def run_on_slots(todo: list[tuple[object, bool]], slots: list[Slot],
-                 report: Callable[[str], None] = print) -> list[tuple[object, str, str]]:
-    """``todo``: (PlannedRun, resume). Returns (PlannedRun, status, detail) per run, status one of
-    trained | resumed | failed | skipped | stopped."""
-    folders = {str(p.run_dir.resolve()) for p, _ in todo}
-    jobs = []
-    for p, resume in todo:
-        stage1 = p.config.train.stage1_run if p.config.family == "stackgan" else None
-        after = str(Path(stage1).resolve()) if stage1 else None
-        jobs.append(_Job(p, resume, after if after in folders else None))
+def run_on_slots(jobs: list[Job], slots: list[Slot], report: Callable[[str], None] = print,
+                 validate: dict | None = None) -> list[JobResult]:
+    """Returns (job, status, detail) per job, status one of trained | resumed | failed | skipped |
+    stopped. ``validate``: the workers' in-training validation (harness.experiments.worker)."""
+    folders = {str(j.run_dir.resolve()) for j in jobs}
+    waiting = [_Running(j, j.stage1_dir if j.stage1_dir in folders else None) for j in jobs]
     done: dict[str, str] = {}  # run folder -> status
     results = []
     free = list(slots)
     with tempfile.TemporaryDirectory(prefix="stackgan-bench-pool-") as tmp:
-        pending = list(jobs)
-        running: list[_Job] = []
+        pending = list(waiting)
+        running: list[_Running] = []
         try:
             while pending or running:
-                for job in list(pending):
-                    if job.after and done.get(job.after, "") in ("failed", "skipped", "stopped"):
-                        pending.remove(job)
-                        done[str(job.planned.run_dir.resolve())] = "skipped"
-                        results.append((job.planned, "skipped", "its Stage-I run did not finish"))
-                        report(f"skip   {job.planned.name}: its Stage-I run did not finish")
-                    elif free and (job.after is None or done.get(job.after) in ("trained", "resumed")):
-                        pending.remove(job)
-                        _start(job, free.pop(0), Path(tmp), report)
-                        running.append(job)
-                for job in list(running):
-                    code = job.proc.poll()
+                for r in list(pending):
+                    if r.after and done.get(r.after, "") in ("failed", "skipped", "stopped"):
+                        pending.remove(r)
+                        done[str(r.job.run_dir.resolve())] = "skipped"
+                        results.append((r.job, "skipped", "its Stage-I run did not finish"))
+                        report(f"skip   {r.job.name}: its Stage-I run did not finish")
+                    elif free and (r.after is None or done.get(r.after) in ("trained", "resumed")):
+                        pending.remove(r)
+                        _start(r, free.pop(0), Path(tmp), report, validate)
+                        running.append(r)
+                for r in list(running):
+                    code = r.proc.poll()
                     if code is None:
                         continue
-                    running.remove(job)
-                    free.append(job.slot)
-                    status, detail = _finished(job, code)
-                    done[str(job.planned.run_dir.resolve())] = status
-                    results.append((job.planned, status, detail))
-                    report(f"{status} {job.planned.name} on {job.slot.name}: {detail}")
+                    running.remove(r)
+                    free.append(r.slot)
+                    status, detail = _finished(r, code)
+                    done[str(r.job.run_dir.resolve())] = status
+                    results.append((r.job, status, detail))
+                    report(f"{status} {r.job.name} on {r.slot.name}: {detail}")
                 time.sleep(0.2)
         except BaseException:
-            for job in running:  # the workers checkpoint on SIGTERM; a rerun resumes them
-                job.proc.terminate()
-            for job in running:
-                job.proc.wait()
+            for r in running:  # the workers checkpoint on SIGTERM; a rerun resumes them
+                r.proc.terminate()
+            for r in running:
+                r.proc.wait()
             raise
     return results
 
 
-def _start(job: _Job, slot: Slot, tmp: Path, report: Callable[[str], None]) -> None:
-    p = job.planned
-    config = tmp / f"{p.name}.yaml"
-    config.write_text(to_yaml(p.config), encoding="utf-8")
-    job.log = tmp / f"{p.name}.log"
+def _start(r: _Running, slot: Slot, tmp: Path, report: Callable[[str], None],
+           validate: dict | None) -> None:
+    job = r.job
+    config = tmp / f"{job.name}.yaml"
+    config.write_text(to_yaml(job.config), encoding="utf-8")
+    # Beside the run folder (which train() creates): the worker's whole stderr, kept after a failure.
+    r.log = job.run_dir.with_name(job.run_dir.name + ".log")
+    r.log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "harness.experiments.worker", str(config)] + ["--resume"] * job.resume
+    if validate:
+        cmd += ["--validate", json.dumps(validate)]
     env = dict(os.environ, **slot.env)
-    with open(job.log, "w", encoding="utf-8") as log:
-        job.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    job.slot = slot
-    report(f"{'resume' if job.resume else 'train '} {p.name} on {slot.name} ({p.preset} "
-           + " ".join(p.overrides) + ")")
+    with open(r.log, "w", encoding="utf-8") as log:
+        r.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    r.slot = slot
+    report(f"{'resume' if job.resume else 'train '} {job.name} on {slot.name}"
+           + (f" ({job.label})" if job.label else ""))
 
 
-def _finished(job: _Job, code: int) -> tuple[str, str]:
-    out = job.proc.stdout.read() if job.proc.stdout else ""
-    job.proc.stdout.close()
+def _finished(r: _Running, code: int) -> tuple[str, str]:
+    out = r.proc.stdout.read() if r.proc.stdout else ""
+    r.proc.stdout.close()
     if code == 0:
         result = json.loads(out.strip().splitlines()[-1])
         if result.get("stopped_by_signal"):
             return "stopped", f"signal {result['stopped_by_signal']}"
-        return ("resumed" if job.resume else "trained"), f"{result['steps']} steps"
-    tail = job.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-    return "failed", f"exit {code}: " + " | ".join(tail)
+        return ("resumed" if r.job.resume else "trained"), f"{result['steps']} steps"
+    tail = r.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+    return "failed", f"exit {code}: " + " | ".join(tail) + f" (log: {r.log})"

@@ -42,6 +42,7 @@ class ReproduceOptions:
     report: bool = True
     human: bool = True
     only_runs: list[str] | None = None  # these run ids (and the Stage-I runs they need)
+    executor: object | None = None  # harness.experiments.executors.Executor; None: serial
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Pipeline:
         # The evaluators (dataset classifier, R-precision image encoder, attribute classifier)
         # judge images at this size (the scale's largest output); None: their preset sizes.
         self.evaluator_size: int | None = self.pipe.get("evaluator_size")
+        self.executor = opts.executor
 
     # ----------------------------------------------------------------------------- steps
     def step(self, name: str, inputs: dict, outputs: list, run: Callable[[], dict | None]) -> str:
@@ -238,14 +240,12 @@ class Pipeline:
     def _validator(self, cfg):
         """The in-training validation of a run (val.fid at the evaluation size), when the scale
         asks for one."""
-        validate = self.pipe.get("validate") or {}
-        if not validate.get("every"):
+        spec = self._validate_spec()
+        if spec is None:
             return None
         from harness.eval.validation import FidValidator
 
-        size = self.evaluator_size or (self.pipe.get("eval") or {}).get("size") or 64
-        return FidValidator(cfg, str(self.root / "classifier" / "classifier.pt"), size,
-                            images=validate.get("images", 256))
+        return FidValidator(cfg, spec["classifier"], spec["size"], images=spec["images"])
 
     def train_runs(self, planned: list[PlannedRun]) -> None:
         from harness.config.load import to_dict
@@ -253,6 +253,7 @@ class Pipeline:
         from harness.runner.checkpoint import CheckpointStore
         from harness.runner.trainer import train
 
+        todo = []
         for p in planned:
             if p.skipped:
                 self.log.add(f"[skip] train:{p.name}: {p.skipped}")
@@ -280,6 +281,15 @@ class Pipeline:
                     self.log.add(f"[inputs changed or no checkpoint] {p.name}: the old folder moved "
                                  f"to {aside}")
 
+            if self.executor is not None:
+                if self.stamps.current(name, key, [run_dir / "checkpoints" / "final.pt"]):
+                    self.step(name, inputs, [run_dir / "checkpoints" / "final.pt"], dict)
+                else:
+                    self.stamps.record(f"started:{p.name}", key)
+                    self.keys[name] = key
+                    todo.append((p, key))
+                continue
+
             def run(p=p, key=key) -> dict:
                 self.stamps.record(f"started:{p.name}", key)
                 status = run_status(p)
@@ -290,6 +300,45 @@ class Pipeline:
                 return {"steps": result.steps, "run_dir": str(p.run_dir)}
 
             self.step(name, inputs, [run_dir / "checkpoints" / "final.pt"], run)
+        if todo:
+            self._train_on_executor(todo)
+
+    def _train_on_executor(self, todo: list) -> None:
+        """The runs whose inputs changed, all at once through the executor (Stage-II after its
+        Stage-I); each finished run is stamped as the serial path stamps it."""
+        from harness.experiments.execute import run_status
+        from harness.experiments.executors import Job
+
+        jobs = {p.name: Job(p.name, p.config, run_status(p) == "resume",
+                            f"{p.preset} " + " ".join(p.overrides)) for p, _ in todo}
+        keys = {p.name: key for p, key in todo}
+        started = time.time()
+        self.log.add(f"[run] {len(jobs)} training runs on the {self.executor.name} executor")
+        results = self.executor.run(list(jobs.values()), self.log.add, self._validate_spec())
+        failed = []
+        for job, status, detail in results:
+            name = f"train:{job.name}"
+            if status in ("trained", "resumed"):
+                self.log.ran.append(name)
+                self.stamps.record(name, keys[job.name], {"steps": int(detail.split()[0]),
+                                                          "run_dir": str(job.run_dir)})
+            else:
+                failed.append(f"{job.name}: {status} ({detail})")
+        self.log.timings["train (executor)"] = time.time() - started
+        if any(f.split(": ", 1)[1].startswith("stopped") for f in failed):
+            raise KeyboardInterrupt
+        if failed:
+            raise UserError("training runs did not finish; the others are kept and a re-run "
+                            "continues from them:\n  " + "\n  ".join(failed))
+
+    def _validate_spec(self) -> dict | None:
+        """What a worker needs to build ``_validator`` itself."""
+        validate = self.pipe.get("validate") or {}
+        if not validate.get("every"):
+            return None
+        size = self.evaluator_size or (self.pipe.get("eval") or {}).get("size") or 64
+        return {"classifier": str(self.root / "classifier" / "classifier.pt"), "size": size,
+                "images": validate.get("images", 256)}
 
     def _eval_request(self):
         from harness.eval.evaluate import EvalRequest
