@@ -101,3 +101,17 @@ def test_markdown_table_exact_text():
     plain = markdown_table(dict(result, agreement={}))
     assert plain.splitlines()[0].endswith("| realism |") and plain.splitlines()[1] == "|" + "---|" * 6
     assert "Kendall's W – (mean" in plain
+
+
+@pytest.mark.parametrize("dissenter", [0, 3], ids=["first-rater", "last-rater"])
+def test_the_bootstrap_draws_every_rater(dissenter):
+    """Three raters rank X first everywhere, one ranks it last. A resample misses that rater
+    with probability (3/4)^4 ≈ 0.32, so the CI's lower end is X = 1 and its upper end is above 1;
+    a bootstrap that never drew the first (or the last) rater would give [1, 1]."""
+    study, key = _study()
+    responses = [_resp(f"r{i}", (3, 1, 2) if i == dissenter else (1, 2, 3),
+                       (3, 1, 2) if i == dissenter else (1, 2, 3)) for i in range(4)]
+    out = score(study, key, responses, bootstrap=400)
+    lo, hi = out["models"]["X"]["ci95"]
+    assert out["models"]["X"]["mean_rank"] == pytest.approx(1.5)
+    assert lo == 1.0 and hi >= 2.0
