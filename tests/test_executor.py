@@ -293,3 +293,28 @@ def test_a_rerun_attaches_to_jobs_still_queued_instead_of_submitting_twice(smoke
     assert lines[-1].startswith(f"stopped waiting; jobs {job_id} stay queued on the cluster")
     assert len([ln for ln in lines if ln.startswith("train")]) == 1  # submitted once
     subprocess.run(["scancel", job_id], check=True)
+
+
+def test_sigterm_to_the_pool_checkpoints_its_workers_and_a_rerun_resumes(smoke_data, tmp_path):
+    """A scheduler's SIGTERM to `experiment run --executor local`: the workers checkpoint and
+    exit with it (none left training), and the same command resumes the runs."""
+    import signal
+    import sys
+
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness.cli.main", "experiment", "run", "table1", "--scale", "smoke",
+           "--only", "cub-gan-int-cls", "--data", f"cub={smoke_data}", "--runs-dir", str(runs),
+           "--executor", "local", "--workers", "1", "--set", "train.max_steps=100000",
+           "--set", "train.checkpoint_every=100000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = runs / "cub-gan-int-cls-s0" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    orphans = subprocess.run(["pgrep", "-f", "stackgan-bench-pool-.*/cub-gan-int-cls-s0.yaml"],
+                             capture_output=True).stdout
+    assert orphans == b""  # no worker left training
+    assert list((runs / "cub-gan-int-cls-s0" / "checkpoints").glob("step-*.pt"))  # checkpointed

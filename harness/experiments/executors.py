@@ -78,15 +78,17 @@ class Executor:
     folder: Path | None = None  # slurm: submitit's job files and the job ids of the runs
 
     def run(self, jobs: list[Job], report: Callable[[str], None] = print,
-            validate: dict | None = None) -> list[JobResult]:
+            validate: dict | None = None,
+            on_result: Callable[[Job, str, str], None] | None = None) -> list[JobResult]:
+        """``on_result(job, status, detail)`` is called as each job ends, before the others do."""
         if self.name == "local":
             from harness.experiments.local_executor import run_on_slots
 
-            return run_on_slots(jobs, self.slots, report, validate)
+            return run_on_slots(jobs, self.slots, report, validate, on_result)
         if self.name == "slurm":
             from harness.experiments.slurm_executor import run_on_slurm
 
-            return run_on_slurm(jobs, self.slurm, self.folder, report, validate)
+            return run_on_slurm(jobs, self.slurm, self.folder, report, validate, on_result)
         raise ValueError(f"executor {self.name!r} runs in the calling process")
 
 

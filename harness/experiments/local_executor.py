@@ -11,6 +11,7 @@ configs are not touched (the device is chosen by ``CUDA_VISIBLE_DEVICES``), so a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -60,7 +61,7 @@ class _Running:
 
 
 def run_on_slots(jobs: list[Job], slots: list[Slot], report: Callable[[str], None] = print,
-                 validate: dict | None = None) -> list[JobResult]:
+                 validate: dict | None = None, on_result=None) -> list[JobResult]:
     """Returns (job, status, detail) per job, status one of trained | resumed | failed | skipped |
     stopped. ``validate``: the workers' in-training validation (harness.experiments.worker)."""
     folders = {str(j.run_dir.resolve()) for j in jobs}
@@ -68,7 +69,7 @@ def run_on_slots(jobs: list[Job], slots: list[Slot], report: Callable[[str], Non
     done: dict[str, str] = {}  # run folder -> status
     results = []
     free = list(slots)
-    with tempfile.TemporaryDirectory(prefix="stackgan-bench-pool-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="stackgan-bench-pool-") as tmp, _sigterm_interrupts():
         pending = list(waiting)
         running: list[_Running] = []
         try:
@@ -79,6 +80,8 @@ def run_on_slots(jobs: list[Job], slots: list[Slot], report: Callable[[str], Non
                         done[str(r.job.run_dir.resolve())] = "skipped"
                         results.append((r.job, "skipped", "its Stage-I run did not finish"))
                         report(f"skip   {r.job.name}: its Stage-I run did not finish")
+                        if on_result:
+                            on_result(r.job, "skipped", "its Stage-I run did not finish")
                     elif free and (r.after is None or done.get(r.after) in ("trained", "resumed")):
                         pending.remove(r)
                         _start(r, free.pop(0), Path(tmp), report, validate)
@@ -93,6 +96,8 @@ def run_on_slots(jobs: list[Job], slots: list[Slot], report: Callable[[str], Non
                     done[str(r.job.run_dir.resolve())] = status
                     results.append((r.job, status, detail))
                     report(f"{status} {r.job.name} on {r.slot.name}: {detail}")
+                    if on_result:
+                        on_result(r.job, status, detail)
                 time.sleep(0.2)
         except BaseException:
             for r in running:  # the workers checkpoint on SIGTERM; a rerun resumes them
@@ -101,6 +106,28 @@ def run_on_slots(jobs: list[Job], slots: list[Slot], report: Callable[[str], Non
                 r.proc.wait()
             raise
     return results
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM to the pool (a scheduler, ``kill``) stops it as Ctrl-C does: the workers are sent
+    SIGTERM, checkpoint and exit, and a re-run resumes them. Without this the pool would die at
+    once and leave its workers training with nobody to record them."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _start(r: _Running, slot: Slot, tmp: Path, report: Callable[[str], None],

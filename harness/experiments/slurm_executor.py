@@ -101,7 +101,8 @@ class _Registry:
 
 
 def run_on_slurm(jobs: list[Job], opts: SlurmOptions, folder: Path,
-                 report: Callable[[str], None] = print, validate: dict | None = None) -> list[JobResult]:
+                 report: Callable[[str], None] = print, validate: dict | None = None,
+                 on_result=None) -> list[JobResult]:
     import submitit
 
     folder = Path(folder)
@@ -147,6 +148,8 @@ def run_on_slurm(jobs: list[Job], opts: SlurmOptions, folder: Path,
         status[key] = state
         results.append((sub.job, state, detail))
         report(f"{state} {sub.job.name} (job {sub.handle.job_id}): {detail}")
+        if on_result:
+            on_result(sub.job, state, detail)
 
     try:
         while pending or running:
@@ -157,6 +160,8 @@ def run_on_slurm(jobs: list[Job], opts: SlurmOptions, folder: Path,
                     status[str(job.run_dir.resolve())] = "skipped"
                     results.append((job, "skipped", "its Stage-I run did not finish"))
                     report(f"skip   {job.name}: its Stage-I run did not finish")
+                    if on_result:
+                        on_result(job, "skipped", "its Stage-I run did not finish")
                     continue
                 if opts.cluster == "slurm":
                     ready = dep is None or dep in running or status.get(dep) in ("trained", "resumed")
@@ -180,6 +185,8 @@ def run_on_slurm(jobs: list[Job], opts: SlurmOptions, folder: Path,
                     results.append((sub.job, "skipped", "its Stage-I run did not finish"))
                     report(f"skip   {sub.job.name}: its Stage-I run did not finish (job "
                            f"{sub.handle.job_id} cancelled)")
+                    if on_result:
+                        on_result(sub.job, "skipped", "its Stage-I run did not finish")
             if pending or running:
                 time.sleep(POLL_S)
     except BaseException:

@@ -292,8 +292,10 @@ class Pipeline:
 
             def run(p=p, key=key) -> dict:
                 self.stamps.record(f"started:{p.name}", key)
+                # "done": trained with these inputs but stopped before its stamp was written;
+                # resuming a finished run loads its last checkpoint and returns at once.
                 status = run_status(p)
-                result = train(p.config, resume=status == "resume", progress=self.opts.progress,
+                result = train(p.config, resume=status in ("resume", "done"), progress=self.opts.progress,
                                validator=self._validator(p.config))
                 if result.stopped_by_signal:
                     raise KeyboardInterrupt
@@ -309,14 +311,15 @@ class Pipeline:
         from harness.experiments.execute import run_status
         from harness.experiments.executors import Job
 
-        jobs = {p.name: Job(p.name, p.config, run_status(p) == "resume",
+        jobs = {p.name: Job(p.name, p.config, run_status(p) in ("resume", "done"),
                             f"{p.preset} " + " ".join(p.overrides)) for p, _ in todo}
         keys = {p.name: key for p, key in todo}
         started = time.time()
         self.log.add(f"[run] {len(jobs)} training runs on the {self.executor.name} executor")
-        results = self.executor.run(list(jobs.values()), self.log.add, self._validate_spec())
         failed = []
-        for job, status, detail in results:
+
+        def record(job, status: str, detail: str) -> None:
+            """Each run stamped as it finishes: a pool stopped later loses none of them."""
             name = f"train:{job.name}"
             if status in ("trained", "resumed"):
                 self.log.ran.append(name)
@@ -324,6 +327,8 @@ class Pipeline:
                                                           "run_dir": str(job.run_dir)})
             else:
                 failed.append(f"{job.name}: {status} ({detail})")
+
+        self.executor.run(list(jobs.values()), self.log.add, self._validate_spec(), on_result=record)
         self.log.timings["train (executor)"] = time.time() - started
         if any(f.split(": ", 1)[1].startswith("stopped") for f in failed):
             raise KeyboardInterrupt
