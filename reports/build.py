@@ -78,9 +78,12 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
                  "Below the paper scale the data is the built-in synthbirds, not CUB: compare orderings, "
                  "not absolute values, with the paper."]
         notes += [f"‡ {r.columns.get('model', r.run)}: {r.footnote}" for r in exp.rows if r.footnote]
-        if "human_rank" in exp.metrics and not human:
+        if "human_rank" in exp.metrics and not human and study_id is not None:
             notes.append(f"Human ranks appear once the study in {runs_root / 'human-study'} is rated "
                          "and scored (`stackgan-bench human score`).")
+        elif "human_rank" in exp.metrics and not human:
+            notes.append("No human study at this scale: it needs two of the table's rated models "
+                         "trained here.")
         md = [f"# {markdown_cell(exp.title)}", "", *[f"- {markdown_cell(n)}" for n in notes], "",
               to_markdown(table),
               "## The paper's claims in our numbers", "", claims_markdown(claims)]

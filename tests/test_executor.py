@@ -220,7 +220,7 @@ def test_reproduce_trains_on_the_pool_and_a_serial_rerun_finds_every_step_done(t
     monkeypatch.chdir(tmp_path)  # the smoke preset's dataset and runs land here
 
     def pipeline(executor):
-        pipe = Pipeline(ReproduceOptions(preset="smoke", progress=False, report=False, human=False,
+        pipe = Pipeline(ReproduceOptions(preset="smoke", progress=False, report=True, human=True,
                                          only_runs=["cub-sg-256"], executor=executor))
         pipe.log.say = lambda text: None
         pipe.run_and_plan()
@@ -231,6 +231,10 @@ def test_reproduce_trains_on_the_pool_and_a_serial_rerun_finds_every_step_done(t
     assert (tmp_path / "runs" / "smoke" / "cub-sg-256-s0" / "eval.json").exists()
     again = pipeline(None)
     assert again.ran == [] and "train:cub-sg-256-s0" in again.skipped
+    # One rated model of Table 1 (as at the quick scale): no study, and the report says why.
+    assert not (tmp_path / "runs" / "smoke" / "human-study").exists()
+    table1 = (tmp_path / "reports" / "table1" / "table.md").read_text()
+    assert "No human study at this scale: it needs two of the table's rated models" in table1
 
 
 def test_one_slurm_job_of_two_tasks_is_one_data_parallel_run(smoke_data, slurm_cluster, tmp_path,
