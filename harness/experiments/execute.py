@@ -36,12 +36,17 @@ def run_status(p: PlannedRun) -> str:
     return "resume"
 
 
+def job_for(p: PlannedRun, resume: bool):
+    """The executor's job for a planned run (its label: the preset and overrides)."""
+    from harness.experiments.executors import Job
+
+    return Job(p.name, p.config, resume, f"{p.preset} " + " ".join(p.overrides))
+
+
 def execute(planned: list[PlannedRun], progress: bool = True,
             report: Callable[[str], None] = print, executor=None) -> list[RunOutcome]:
     """Serially in this process, or through ``executor`` (harness.experiments.executors: a pool
     of local worker processes or SLURM jobs), Stage-II runs after their Stage-I runs."""
-    from harness.experiments.executors import Job
-
     outcomes = []
     todo = []
     for p in planned:
@@ -59,8 +64,7 @@ def execute(planned: list[PlannedRun], progress: bool = True,
             report(f"done   {p.name} ({p.run_dir})")
             continue
         if executor is not None:
-            todo.append(Job(p.name, p.config, status == "resume",
-                            f"{p.preset} " + " ".join(p.overrides)))
+            todo.append(job_for(p, resume=status == "resume"))
             continue
         report(f"{'resume' if status == 'resume' else 'train '} {p.name} ({p.preset} "
                + " ".join(p.overrides) + ")")

@@ -143,13 +143,15 @@ def run_on_slurm(jobs: list[Job], opts: SlurmOptions, folder: Path,
         report(f"{'resume' if job.resume else 'train '} {job.name} as {opts.cluster} job "
                f"{handle.job_id}" + (f" ({job.label})" if job.label else ""))
 
-    def finish(key: str, state: str, detail: str) -> None:
-        sub = running.pop(key)
-        status[key] = state
-        results.append((sub.job, state, detail))
-        report(f"{state} {sub.job.name} (job {sub.handle.job_id}): {detail}")
+    def settle(job: Job, state: str, detail: str, line: str) -> None:
+        """A job's end, recorded once: its status, its result, its line, the caller's callback."""
+        status[str(job.run_dir.resolve())] = state
+        results.append((job, state, detail))
+        report(line)
         if on_result:
-            on_result(sub.job, state, detail)
+            on_result(job, state, detail)
+
+    unfinished = "its Stage-I run did not finish"
 
     try:
         while pending or running:
@@ -157,11 +159,7 @@ def run_on_slurm(jobs: list[Job], opts: SlurmOptions, folder: Path,
                 dep = after(job)
                 if dep and status.get(dep) in ("failed", "skipped", "stopped"):
                     pending.remove(job)
-                    status[str(job.run_dir.resolve())] = "skipped"
-                    results.append((job, "skipped", "its Stage-I run did not finish"))
-                    report(f"skip   {job.name}: its Stage-I run did not finish")
-                    if on_result:
-                        on_result(job, "skipped", "its Stage-I run did not finish")
+                    settle(job, "skipped", unfinished, f"skip   {job.name}: {unfinished}")
                     continue
                 if opts.cluster == "slurm":
                     ready = dep is None or dep in running or status.get(dep) in ("trained", "resumed")
@@ -174,19 +172,17 @@ def run_on_slurm(jobs: list[Job], opts: SlurmOptions, folder: Path,
             for key, sub in list(running.items()):
                 state, detail = _poll(sub, opts.cluster)
                 if state:
-                    finish(key, state, detail)
+                    running.pop(key)
+                    settle(sub.job, state, detail,
+                           f"{state} {sub.job.name} (job {sub.handle.job_id}): {detail}")
             # A Stage-II job whose Stage-I failed would wait forever on its dependency.
             for key, sub in list(running.items()):
                 dep = after(sub.job)
                 if dep and status.get(dep) in ("failed", "skipped", "stopped"):
                     sub.handle.cancel(check=False)
                     running.pop(key)
-                    status[key] = "skipped"
-                    results.append((sub.job, "skipped", "its Stage-I run did not finish"))
-                    report(f"skip   {sub.job.name}: its Stage-I run did not finish (job "
-                           f"{sub.handle.job_id} cancelled)")
-                    if on_result:
-                        on_result(sub.job, "skipped", "its Stage-I run did not finish")
+                    settle(sub.job, "skipped", unfinished, f"skip   {sub.job.name}: {unfinished} "
+                           f"(job {sub.handle.job_id} cancelled)")
             if pending or running:
                 time.sleep(POLL_S)
     except BaseException:

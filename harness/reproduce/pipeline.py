@@ -308,11 +308,9 @@ class Pipeline:
     def _train_on_executor(self, todo: list) -> None:
         """The runs whose inputs changed, all at once through the executor (Stage-II after its
         Stage-I); each finished run is stamped as the serial path stamps it."""
-        from harness.experiments.execute import run_status
-        from harness.experiments.executors import Job
+        from harness.experiments.execute import job_for, run_status
 
-        jobs = {p.name: Job(p.name, p.config, run_status(p) in ("resume", "done"),
-                            f"{p.preset} " + " ".join(p.overrides)) for p, _ in todo}
+        jobs = {p.name: job_for(p, resume=run_status(p) in ("resume", "done")) for p, _ in todo}
         keys = {p.name: key for p, key in todo}
         started = time.time()
         self.log.add(f"[run] {len(jobs)} training runs on the {self.executor.name} executor")
