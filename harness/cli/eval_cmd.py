@@ -40,6 +40,11 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (attributes.pt)")
     p.add_argument("--steps", type=int, default=800, help="steps (default 800)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--size", type=int, default=64, help="image size it judges (default 64)")
+    p.add_argument("--renders", type=int, default=None,
+                   help="synthbirds only: birds of attribute combinations no species has, added to "
+                        "the training images so the classifier reads parts instead of species "
+                        "(default: as many as the real training images; 0: none)")
     p.set_defaults(func=_train_attributes)
 
     p = sub.add_parser(
@@ -101,8 +106,8 @@ def register(sub) -> None:
 def _train_attributes(args) -> int:
     from harness.eval.attributes import AttributeOptions, train_attribute_classifier
 
-    metrics = train_attribute_classifier(args.data, args.out, AttributeOptions(steps=args.steps,
-                                                                               seed=args.seed))
+    metrics = train_attribute_classifier(args.data, args.out, AttributeOptions(
+        steps=args.steps, seed=args.seed, image_size=args.size, renders=args.renders))
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -7,6 +7,13 @@ held-out accuracy per kind is measured on real test images. The score of a gener
 the fraction of the attributes named in its caption that the classifier sees in the image.
 Needs per-image attribute labels and per-caption attribute lists (synthbirds writes both, in
 CUB's attribute file format plus ``attributes/caption_attributes.jsonl``).
+
+On synthbirds the classifier also trains on birds of attribute combinations no species of the
+dataset has (``attribute_renders``): without them it learns species, not parts. Its heads read
+the last block both averaged and max-pooled over space: a part (a crown, a bill) is a small
+region, which an average over the whole image dilutes. Measured at 128 px on the claims dataset
+(width 16, 1200 steps): held-out crown colour 0.29 -> 0.96 (chance 0.07), bill shape 0.15 -> 0.53
+(chance 0.25), tail colour 0.25 -> 0.84 with the renders.
 """
 
 from __future__ import annotations
@@ -26,17 +33,20 @@ from harness.errors import UserError
 from harness.eval.classifier import SmallClassifier, prepare
 from harness.serialization import load_torch_checked, save_torch_atomic
 
-FORMAT = "stackgan-bench/attribute-classifier/1"
+FORMAT = "stackgan-bench/attribute-classifier/2"
 
 
 @dataclass(frozen=True)
 class AttributeOptions:
     steps: int = 800
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 3e-3  # the peak of a one-cycle schedule
     width: int = 32
     image_size: int = 64
     seed: int = 0
+    # Novel-species renders added to the training images (synthbirds only): None = as many as
+    # the real training images, 0 = none.
+    renders: int | None = None
 
 
 @dataclass
@@ -84,12 +94,18 @@ class AttributeClassifier(nn.Module):
     def __init__(self, head_sizes: list[int], width: int):
         super().__init__()
         self.trunk = SmallClassifier(1, width)
-        dim = self.trunk.fc.in_features
+        dim = 2 * self.trunk.fc.in_features
         self.heads = nn.ModuleList(nn.Linear(dim, n) for n in head_sizes)
 
     def forward(self, x):
-        pool = self.trunk.features(x).mean(dim=(2, 3))
-        return [h(pool) for h in self.heads]
+        h = self.trunk.features(x)
+        pool = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1)
+        return [head(pool) for head in self.heads]
+
+
+def _value_labels(table: AttributeTable, values: list[dict[str, str]]) -> torch.Tensor:
+    return torch.tensor([[table.values[k].index(v[k]) if k in v else -100 for k in table.kinds]
+                         for v in values])
 
 
 def _labels(table: AttributeTable, keys: list[str]) -> torch.Tensor:
@@ -112,10 +128,17 @@ def train_attribute_classifier(data_root, out_dir, options: AttributeOptions = A
     for split in ("train", "test"):
         splits[split] = (load_real_tensor(data_root, split, load, progress),
                          _labels(table, load_index(data_root, split).keys))
+    images, labels = splits["train"]
+    renders = _render_count(data_root, options, len(images))
+    if renders:
+        from harness.eval.attribute_renders import render_novel_birds
+
+        extra, values = render_novel_birds(data_root, renders, load, options.seed)
+        images, labels = torch.cat([images, extra]), torch.cat([labels, _value_labels(table, values)])
     model = AttributeClassifier([len(table.values[k]) for k in table.kinds], options.width)
     opt = torch.optim.Adam(model.parameters(), lr=options.lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=options.lr, total_steps=options.steps)
     gen = torch.Generator().manual_seed(options.seed)
-    images, labels = splits["train"]
     for _ in tqdm(range(options.steps), desc="training attribute classifier", disable=not progress):
         model.train()
         pick = torch.randint(0, len(images), (options.batch_size,), generator=gen)
@@ -125,6 +148,7 @@ def train_attribute_classifier(data_root, out_dir, options: AttributeOptions = A
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        schedule.step()
     model.eval()
     test_images, test_labels = splits["test"]
     with torch.no_grad():
@@ -133,11 +157,23 @@ def train_attribute_classifier(data_root, out_dir, options: AttributeOptions = A
                 for g, k in enumerate(table.kinds)}
     chance = {k: 1 / len(table.values[k]) for k in table.kinds}
     metrics = {"held_out_accuracy": per_kind, "chance": chance,
-               "held_out": "real test images (species unseen in training)"}
+               "held_out": "real test images (species unseen in training)",
+               "training_images": {"real": len(splits["train"][0]), "novel_species_renders": renders}}
     save_torch_atomic({"format": FORMAT, "options": asdict(options), "kinds": table.kinds,
                        "values": table.values, "metrics": metrics, "state": model.state_dict()},
                       Path(out_dir) / "attributes.pt")
     return metrics
+
+
+def _render_count(data_root, options: AttributeOptions, real: int) -> int:
+    from harness.eval.attribute_renders import synthbirds_manifest
+
+    if options.renders == 0 or synthbirds_manifest(data_root) is None:
+        if options.renders:
+            raise UserError(f"{data_root}: novel-species renders (renders={options.renders}) need "
+                            "the synthbirds dataset; a real dataset trains on its own labels")
+        return 0
+    return real if options.renders is None else options.renders
 
 
 @torch.no_grad()
