@@ -185,8 +185,13 @@ class Pipeline:
 
             steps = self.pipe.get("attribute_steps", 800)
             attr = self.root / "attributes"
-            options = AttributeOptions(steps=steps, **({"image_size": size} if size else {}), **shape)
-            self.step("attributes", {**base, "steps": steps, **sized, **shape}, [attr / "attributes.pt"],
+            # Novel-species renders (synthbirds): the classifier's default is as many as the real
+            # training images; a scale may ask for more (attribute_renders).
+            renders = {"renders": self.pipe["attribute_renders"]} if "attribute_renders" in self.pipe else {}
+            options = AttributeOptions(steps=steps, **({"image_size": size} if size else {}), **shape,
+                                       **renders)
+            self.step("attributes", {**base, "steps": steps, **sized, **shape, **renders},
+                      [attr / "attributes.pt"],
                       lambda: {"metrics": train_attribute_classifier(
                           self.data_root, attr, options, progress=self.opts.progress)})
 
