@@ -356,6 +356,26 @@ def test_attribute_table_reads_synthbirds(tiny_synth):
         named_attributes(table, ["line1"])
 
 
+def test_novel_species_renders_are_no_species_of_the_dataset(tiny_synth, tmp_path):
+    import json
+
+    from harness.errors import UserError
+    from harness.eval.attribute_renders import SPECIES_KEYS, novel_species, render_novel_birds
+    from harness.eval.attributes import AttributeOptions, _render_count
+
+    taken = {tuple(s[k] for k in SPECIES_KEYS) for s in json.loads((tiny_synth / "species.json").read_text())}
+    drawn = novel_species(tiny_synth, 50, seed=0)
+    keys = [tuple(getattr(sp, k) for k in SPECIES_KEYS) for sp in drawn]
+    assert len(set(keys)) == 50 and not set(keys) & taken
+    images, values = render_novel_birds(tiny_synth, 3, 40, seed=0, workers=0)
+    assert images.shape == (3, 3, 40, 40) and values == [sp.attributes() for sp in drawn[:3]]
+    # Default: as many renders as real images on synthbirds; none, or a clear error, elsewhere.
+    assert _render_count(tiny_synth, AttributeOptions(), 7) == 7
+    assert _render_count(tmp_path, AttributeOptions(), 7) == 0
+    with pytest.raises(UserError, match="synthbirds"):
+        _render_count(tmp_path, AttributeOptions(renders=5), 7)
+
+
 def test_attribute_accuracy_matches_a_hand_computation(tiny_synth, monkeypatch):
     from harness.eval import attributes as attr
 

@@ -109,9 +109,7 @@ def _value_labels(table: AttributeTable, values: list[dict[str, str]]) -> torch.
 
 
 def _labels(table: AttributeTable, keys: list[str]) -> torch.Tensor:
-    return torch.tensor([[table.values[k].index(table.image_values[key][k])
-                          if k in table.image_values.get(key, {}) else -100
-                          for k in table.kinds] for key in keys])
+    return _value_labels(table, [table.image_values.get(key, {}) for key in keys])
 
 
 def train_attribute_classifier(data_root, out_dir, options: AttributeOptions = AttributeOptions(),
