@@ -70,3 +70,54 @@ def test_second_evaluation_skips_the_real_pass(weights, tmp_path):
     print(f"\nfirst evaluation {times[0]:.1f} s, second (real features cached) {times[1]:.1f} s: "
           f"{times[0] / times[1]:.2f}x")
     assert times[0] / times[1] >= 2.0
+
+
+def _png_folder(path, n, seed, size=64):
+    """n smooth random PNGs (upsampled noise, so they compress like images, not like noise)."""
+    from PIL import Image
+
+    path.mkdir()
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, size // 8, size // 8, generator=g)
+    images = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
+    pixels = images.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for i in range(n):
+        Image.fromarray(pixels[i]).save(path / f"{i:04d}.png")
+    return path
+
+
+def test_eval_command_faster_than_direct_torch_fidelity(weights, tmp_path):
+    """What a user runs, first evaluation included: `stackgan-bench eval --fake A --real B
+    --metrics fid,kid --extractor inception-v3-compat` against one direct
+    torch_fidelity.calculate_metrics call on the same folders, each in a fresh process (imports,
+    weight loading and both feature passes counted)."""
+    import subprocess
+    import sys
+
+    fake, real = _png_folder(tmp_path / "fake", 256, 5), _png_folder(tmp_path / "real", 256, 6)
+    direct = ("import sys, torch_fidelity; m = torch_fidelity.calculate_metrics("
+              "input1=sys.argv[1], input2=sys.argv[2], cuda=False, fid=True, kid=True, "
+              "kid_subset_size=256, feature_extractor='inception-v3-compat', "
+              "feature_extractor_weights_path=sys.argv[3], verbose=False, cache=False); "
+              "print(m['frechet_inception_distance'])")
+    ours = [sys.executable, "-m", "harness.cli.main", "eval", "--fake", str(fake), "--real", str(real),
+            "--metrics", "fid,kid", "--extractor", "inception-v3-compat", "--kid-subset-size", "256",
+            "--inception-weights", str(weights), "--inception-sha256", "any", "--json"]
+    times = {}
+    outputs = {}
+    for name, cmd in (("direct", [sys.executable, "-c", direct, str(fake), str(real), str(weights)]),
+                      ("command", ours)):
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        times[name] = time.perf_counter() - start
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[name] = done.stdout
+    speedup = times["direct"] / times["command"]
+    print(f"\n256 + 256 PNGs at 64 px, FID + KID, fresh processes: direct torch_fidelity "
+          f"{times['direct']:.1f} s, stackgan-bench eval {times['command']:.1f} s: {speedup:.2f}x")
+    fid_direct = float(outputs["direct"].strip().splitlines()[-1])
+    import json
+
+    fid_ours = json.loads(outputs["command"])["values"]["fid"]
+    assert fid_ours == pytest.approx(fid_direct, rel=1e-3)
+    assert speedup >= 1.3
