@@ -5,25 +5,25 @@ from __future__ import annotations
 import argparse
 
 from harness.cli.common import add_command, add_group
+from harness.experiments.executors import add_executor_arguments
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "sweep", help="Train a config over seeds and grid values as nested MLflow runs.",
         description="Runs every (grid point, seed) as a child run under one parent MLflow run, "
-        "in parallel up to the cores available, then prints mean ± std across seeds per metric. "
-        "--emit slurm writes a job-array script instead.",
-        epilog="example:\n  stackgan-bench sweep --config smoke_stage1 --seeds 0,1,2 "
-        "--grid model.kl_weight=1,2",
+        "on a pool of local worker processes (default: one per core) or as SLURM jobs, then prints "
+        "mean ± std across seeds per metric.",
+        epilog="examples:\n  stackgan-bench sweep --config smoke_stage1 --seeds 0,1,2 "
+        "--grid model.kl_weight=1,2\n  stackgan-bench sweep --config birds_stage1 --seeds 0,1,2 "
+        "--executor slurm --slurm-partition gpu --slurm-gpus 1",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="preset name (configs/) or YAML file")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides for every run")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=A,B",
                    help="values to sweep for a key (repeatable)")
-    p.add_argument("--parallel", type=int, default=None, help="processes at once (default: cores)")
-    p.add_argument("--emit", choices=("slurm",), default=None, help="write a cluster script instead")
-    p.add_argument("--out", default="sweep.sbatch", help="script path for --emit (default sweep.sbatch)")
+    add_executor_arguments(p, default="local")
     p.set_defaults(func=_sweep)
 
     group = add_group(sub, "tracking", "Experiment tracking utilities.")
@@ -37,23 +37,27 @@ def register(sub) -> None:
 
 
 def _sweep(args) -> int:
+    from harness.config.load import load_config
     from harness.errors import UserError
-    from harness.runner.sweep import emit_slurm, expand, parse_grid, run_sweep
+    from harness.experiments.executors import executor_from_args
+    from harness.experiments.sweep import parse_grid, run_sweep
 
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError as exc:
         raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from exc
     grid = parse_grid(args.grid)
-    if args.emit == "slurm":
-        from harness.config.load import load_config
+    base = load_config(args.config, args.overrides)
+    executor = None  # the default pool: one worker per core
+    if args.executor == "serial":
+        from harness.experiments.executors import Executor
+        from harness.experiments.local_executor import cpu_slots
 
-        base = load_config(args.config, args.overrides)
-        tasks = expand(f"{base.name}-sweep", seeds, grid, args.overrides)
-        emit_slurm(args.config, tasks, args.out)
-        print(f"{args.out}: Slurm job array of {len(tasks)} runs (sbatch {args.out})")
-        return 0
-    out = run_sweep(args.config, seeds, grid, args.overrides, args.parallel)
+        executor_from_args(args, base.runs_dir)  # refuses pool/cluster options with serial
+        executor = Executor("local", slots=cpu_slots(1))  # one worker process, all the cores
+    elif args.executor == "slurm" or args.workers or args.devices:
+        executor = executor_from_args(args, base.runs_dir)
+    out = run_sweep(args.config, seeds, grid, args.overrides, executor)
     for row in out["table"]:
         point = ", ".join(f"{k}={v}" for k, v in row["grid"].items()) or "(no grid)"
         print(f"{point}  [{row['n']} seeds]")
@@ -61,7 +65,8 @@ def _sweep(args) -> int:
             if isinstance(v, dict) and "mean" in v:
                 print(f"  {m:14s} {v['mean']:.4f} ± {v['std']:.4f}")
     if out["failed"]:
-        print(f"failed runs: {', '.join(out['failed'])} (see their .log files)")
+        print(f"failed runs: {', '.join(out['failed'])} (their errors are above; whole logs in "
+              "<run folder>.log or, for SLURM jobs, under <runs dir>/.slurm)")
         return 1
     return 0
 

@@ -227,8 +227,17 @@ def from_yaml_file(path: str | os.PathLike) -> RunConfig:
     """A run folder's ``config.yaml`` (as ``train`` wrote it; refused with a message when it is
     not a mapping of plain values)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable YAML config ({str(exc).splitlines()[0]})") from exc
+    return from_yaml_text(text, str(path))
+
+
+def from_yaml_text(text: str, path: str = "<config>") -> RunConfig:
+    """A config as ``to_yaml`` wrote it; ``path`` names it in errors."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
         raise UserError(f"{path}: not a readable YAML config ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping at the top level")

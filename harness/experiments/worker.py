@@ -20,12 +20,9 @@ def train_job(config_yaml: str, resume: bool = False, validate: dict | None = No
     """``validate``: the in-training validation of ``reproduce`` ({classifier, size, images}),
     built here because a validator holds the real images' statistics and is not sent around.
     ``threads``: torch's intra-op threads (default ``OMP_NUM_THREADS``, else SLURM's CPUs per task)."""
-    import tempfile
-    from pathlib import Path
-
     import torch
 
-    from harness.config.load import from_yaml_file
+    from harness.config.load import from_yaml_text
     from harness.runner.trainer import train
 
     threads = threads or next((int(v) for v in (os.environ.get("OMP_NUM_THREADS"),
@@ -41,9 +38,7 @@ def train_job(config_yaml: str, resume: bool = False, validate: dict | None = No
         from submitit.helpers import TorchDistributedEnvironment
 
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-    with tempfile.TemporaryDirectory(prefix="stackgan-bench-job-") as tmp:
-        (Path(tmp) / "config.yaml").write_text(config_yaml, encoding="utf-8")
-        cfg = from_yaml_file(Path(tmp) / "config.yaml")
+    cfg = from_yaml_text(config_yaml)
     validator = None
     if validate:
         from harness.eval.validation import FidValidator

@@ -1,5 +1,5 @@
-"""Sweeps: seeds × grid values, as nested MLflow runs under one parent, run in parallel
-processes (or emitted as a Slurm job array)."""
+"""Sweeps: seeds × grid values, as nested MLflow runs under one parent, trained by an executor
+(a local pool of processes, or SLURM jobs)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ import itertools
 import json
 import os
 import re
-import shlex
 import statistics
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,16 +53,6 @@ def expand(base_name: str, seeds: list[int], grid: dict[str, list[str]],
     return tasks
 
 
-def emit_slurm(config: str, tasks: list[SweepTask], path: str | os.PathLike) -> None:
-    lines = ["#!/bin/bash", "#SBATCH --job-name=stackgan-sweep", f"#SBATCH --array=0-{len(tasks) - 1}",
-             "#SBATCH --output=slurm-%A_%a.out", "", "TASKS=("]
-    lines += [f"  {shlex.quote(' '.join(shlex.quote(o) for o in t.overrides))}" for t in tasks]
-    lines += [")", "", f"eval \"stackgan-bench train --config {shlex.quote(config)} "
-              "${TASKS[$SLURM_ARRAY_TASK_ID]}\"", ""]
-    write_text_atomic(path, "\n".join(lines))
-    os.chmod(path, 0o755)
-
-
 def _final_metrics(run_dir: Path) -> dict[str, float]:
     summary = run_dir / "summary.json"
     if not summary.exists():
@@ -76,13 +62,17 @@ def _final_metrics(run_dir: Path) -> dict[str, float]:
 
 
 def run_sweep(config: str, seeds: list[int], grid: dict[str, list[str]], overrides: list[str],
-              parallel: int | None = None) -> dict:
+              executor=None, report=print) -> dict:
+    """``executor``: harness.experiments.executors.Executor (default: a local pool, one worker
+    per core)."""
+    from harness.experiments.executors import Executor, Job
+    from harness.experiments.local_executor import cpu_slots
+
     base = load_config(config, overrides)  # refuse a bad config before starting anything
     tasks = expand(f"{base.name}-sweep", seeds, grid, overrides)
     for t in tasks:
         load_config(config, t.overrides)
-    parallel = max(1, min(parallel or os.cpu_count() or 1, len(tasks)))
-    threads = max(1, (os.cpu_count() or 1) // parallel)
+    executor = executor or Executor("local", slots=cpu_slots(min(os.cpu_count() or 1, len(tasks))))
     runs_dir = Path(base.runs_dir)
     parent = Tracker(base.tracking.uri or default_uri(runs_dir), base.tracking.experiment,
                      runs_dir / f"{base.name}-sweep", f"{base.name}-sweep",
@@ -90,26 +80,10 @@ def run_sweep(config: str, seeds: list[int], grid: dict[str, list[str]], overrid
     parent.log_params({"config": config, "seeds": ",".join(map(str, seeds)),
                        **{f"grid.{k}": ",".join(v) for k, v in grid.items()}})
     parent_id = parent._ensure_run() if base.tracking.enabled and not parent.offline else None
-
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    pending, running, failed = list(tasks), [], []
-    while pending or running:
-        while pending and len(running) < parallel:
-            t = pending.pop(0)
-            extra = [f"tracking.parent_run_id={parent_id}"] if parent_id else []
-            cmd = [sys.executable, "-m", "harness.cli.main", "train", "--config", config,
-                   *t.overrides, *extra]
-            log = open(runs_dir / f"{t.name}.log", "w")  # noqa: SIM115 - closed below
-            running.append((t, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
-        for item in list(running):
-            t, proc, log = item
-            if proc.poll() is not None:
-                log.close()
-                running.remove(item)
-                if proc.returncode != 0:
-                    failed.append(t.name)
-        if running:
-            time.sleep(0.2)
+    extra = [f"tracking.parent_run_id={parent_id}"] if parent_id else []
+    jobs = [Job(t.name, load_config(config, [*t.overrides, *extra])) for t in tasks]
+    failed = [job.name for job, status, _ in executor.run(jobs, report)
+              if status not in ("trained", "resumed")]
 
     results: dict[str, dict] = {}
     for t in tasks:
