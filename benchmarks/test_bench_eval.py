@@ -91,6 +91,7 @@ def test_eval_command_faster_than_direct_torch_fidelity(weights, tmp_path):
     --metrics fid,kid --extractor inception-v3-compat` against one direct
     torch_fidelity.calculate_metrics call on the same folders, each in a fresh process (imports,
     weight loading and both feature passes counted)."""
+    import json
     import subprocess
     import sys
 
@@ -116,8 +117,6 @@ def test_eval_command_faster_than_direct_torch_fidelity(weights, tmp_path):
     print(f"\n256 + 256 PNGs at 64 px, FID + KID, fresh processes: direct torch_fidelity "
           f"{times['direct']:.1f} s, stackgan-bench eval {times['command']:.1f} s: {speedup:.2f}x")
     fid_direct = float(outputs["direct"].strip().splitlines()[-1])
-    import json
-
     fid_ours = json.loads(outputs["command"])["values"]["fid"]
     assert fid_ours == pytest.approx(fid_direct, rel=1e-3)
     assert speedup >= 1.3

@@ -70,8 +70,7 @@ def run_sweep(config: str, seeds: list[int], grid: dict[str, list[str]], overrid
 
     base = load_config(config, overrides)  # refuse a bad config before starting anything
     tasks = expand(f"{base.name}-sweep", seeds, grid, overrides)
-    for t in tasks:
-        load_config(config, t.overrides)
+    configs = [load_config(config, t.overrides) for t in tasks]  # every point, before any starts
     executor = executor or Executor("local", slots=cpu_slots(min(os.cpu_count() or 1, len(tasks))))
     runs_dir = Path(base.runs_dir)
     parent = Tracker(base.tracking.uri or default_uri(runs_dir), base.tracking.experiment,
@@ -80,8 +79,10 @@ def run_sweep(config: str, seeds: list[int], grid: dict[str, list[str]], overrid
     parent.log_params({"config": config, "seeds": ",".join(map(str, seeds)),
                        **{f"grid.{k}": ",".join(v) for k, v in grid.items()}})
     parent_id = parent._ensure_run() if base.tracking.enabled and not parent.offline else None
-    extra = [f"tracking.parent_run_id={parent_id}"] if parent_id else []
-    jobs = [Job(t.name, load_config(config, [*t.overrides, *extra])) for t in tasks]
+    if parent_id:
+        for cfg in configs:
+            cfg.tracking.parent_run_id = parent_id
+    jobs = [Job(t.name, cfg) for t, cfg in zip(tasks, configs, strict=True)]
     failed = [job.name for job, status, _ in executor.run(jobs, report)
               if status not in ("trained", "resumed")]
 
