@@ -48,6 +48,7 @@ from torch import nn
 
 from baselines.common import OneStageModel
 from baselines.gan_int_cls import discriminator_loss
+from harness.compute_dtype import compute_dtype
 from stackgan.config import OptimConfig
 from stackgan.layers import BottleneckResidual, init_weights
 from stackgan.losses import bce_real
@@ -380,7 +381,7 @@ class GawwnModel(OneStageModel):
     def default_condition(self, name: str) -> torch.Tensor:
         """The location for a caption that comes without one (free text)."""
         if name == "box":
-            return torch.tensor(list(self.cfg.default_box), dtype=torch.float32)
+            return torch.tensor(list(self.cfg.default_box), dtype=compute_dtype())
         from harness.errors import UserError
 
         raise UserError("the keypoint GAWWN draws where its 15 parts are: sample test captions "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.compute_dtype import numpy_compute_dtype
 from harness.data.fingerprint import MANIFEST_NAME
 from harness.data.safe_pickle import safe_load_pickle
 from harness.errors import UserError
@@ -63,7 +64,8 @@ class DatasetIndex:
         return (self.split_dir or self.root / self.split) / name
 
     def load_embeddings(self, name: str = EMBEDDINGS_FILE) -> np.ndarray:
-        """(N, captions, dim) float32; the released file is a list of (10, 1024) arrays."""
+        """(N, captions, dim) in the compute dtype (float32; float64 under the gate, where the
+        embeddings are written in float64); the released file is a list of (10, 1024) arrays."""
         path = self.embeddings_path(name)
         if not path.exists():
             raise UserError(
@@ -71,7 +73,7 @@ class DatasetIndex:
                 "--encoder CKPT` or place the released file there")
         data = safe_load_pickle(path)
         try:
-            arr = np.asarray(data, dtype=np.float32)
+            arr = np.asarray(data, dtype=numpy_compute_dtype())
         except (ValueError, TypeError) as exc:
             raise UserError(f"{path}: embeddings are not a regular array ({exc})") from exc
         if arr.ndim == 2:  # one embedding per image

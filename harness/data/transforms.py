@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from harness.compute_dtype import as_compute, compute_dtype
+
 PREPROCESSING = ("paper", "pytorch", "torch7")
 
 
@@ -32,7 +34,7 @@ def to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
     arr = np.array(img, dtype=np.uint8)  # a copy: PIL buffers are read-only
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float()
+    t = as_compute(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1))
     return t.div_(127.5).sub_(1.0)
 
 
@@ -63,7 +65,7 @@ def box_after_crop(box: tuple[float, float, float, float], geometry: dict, size:
     ny0, ny1 = [min(max((v * h - top) / size, 0.0), 1.0) for v in (y0, y1)]
     if geometry["flipped"]:
         nx0, nx1 = 1.0 - nx1, 1.0 - nx0
-    return torch.tensor([nx0, ny0, nx1, ny1], dtype=torch.float32)
+    return torch.tensor([nx0, ny0, nx1, ny1], dtype=compute_dtype())
 
 
 @functools.lru_cache(maxsize=256)
@@ -119,7 +121,7 @@ def parts_after_crop(parts: np.ndarray, geometry: dict, size: int) -> torch.Tens
     """Part locations (x, y, visible) with x, y fractions of the resized image, in fractions of
     the ``size`` crop, clipped to it and mirrored when flipped. As in Reed's keypoint loader,
     parts outside the crop are moved to its edge and a flip does not swap left and right parts."""
-    out = torch.tensor(parts, dtype=torch.float32)
+    out = torch.tensor(parts, dtype=compute_dtype())
     w, h = geometry["width"], geometry["height"]
     out[:, 0] = ((out[:, 0] * w - geometry["left"]) / size).clamp(0.0, 1.0)
     out[:, 1] = ((out[:, 1] * h - geometry["top"]) / size).clamp(0.0, 1.0)

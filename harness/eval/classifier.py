@@ -22,6 +22,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from tqdm import tqdm
 
 from harness.atomic import write_text_atomic
+from harness.compute_dtype import as_compute
 from harness.errors import UserError
 from harness.serialization import load_torch_checked, save_torch_atomic
 
@@ -126,7 +127,7 @@ def pool_dim(model: nn.Module) -> int:
 
 def prepare(images_u8: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 N×3×H×W -> float in [-1, 1] at size×size (bilinear): the extractor's preprocessing."""
-    x = images_u8.float() / 127.5 - 1
+    x = as_compute(images_u8) / 127.5 - 1
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x

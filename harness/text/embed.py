@@ -13,10 +13,10 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from harness.atomic import write_text_atomic
+from harness.compute_dtype import numpy_compute_dtype
 from harness.data.fingerprint import sha256_file
 from harness.data.safe_pickle import dump_pickle
 from harness.data.sources import EMBEDDINGS_FILE, dataset_fingerprint, load_index
@@ -54,7 +54,7 @@ def embed_dataset(data_root: str | os.PathLike, encoder_path: str | os.PathLike,
                 raise UserError(f"{index.caption_paths[i] if index.caption_paths else index.keys[i]}: "
                                 f"{len(caps)} captions, expected {per_image}")
             texts += caps[:per_image]
-        emb = encode_texts(model, texts, cfg.max_length).numpy().astype(np.float32)
+        emb = encode_texts(model, texts, cfg.max_length).numpy().astype(numpy_compute_dtype())
         emb = emb.reshape(len(index), per_image, -1)
         dump_pickle(emb, out)
         write_text_atomic(meta_path, json.dumps({

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.compute_dtype import compute_dtype
 from harness.text.alphabet import ALPHABET_SIZE, MAX_LENGTH
 
 
@@ -66,7 +67,7 @@ class CharCNNRNN(nn.Module):
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
         # Padding maps to an all-zero column: one_hot over ALPHABET_SIZE + 1, last class dropped.
-        x = F.one_hot(chars, ALPHABET_SIZE + 1)[..., :ALPHABET_SIZE].float().transpose(1, 2)
+        x = F.one_hot(chars, ALPHABET_SIZE + 1)[..., :ALPHABET_SIZE].to(compute_dtype()).transpose(1, 2)
         h = self.conv(x).transpose(1, 2)  # (B, T, cnn_dim)
         out, _ = self.rnn(h)
         return self.proj(out.mean(dim=1))

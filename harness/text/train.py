@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from harness.atomic import write_text_atomic
+from harness.compute_dtype import as_compute
 from harness.data.real_images import load_real_tensor
 from harness.data.sources import DatasetIndex, dataset_fingerprint, load_index
 from harness.data.transforms import load_size
@@ -62,7 +63,7 @@ DEFAULT_STEPS = {"small": 3000, "paper": 60000}
 
 
 def _to_float(images_u8: torch.Tensor) -> torch.Tensor:
-    return images_u8.float().div(127.5).sub(1)
+    return as_compute(images_u8).div(127.5).sub(1)
 
 
 def _augment(batch_u8: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
