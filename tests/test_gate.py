@@ -2,25 +2,31 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from harness.errors import UserError
 from harness.reproduce.gate import (
-    NUMPY_RTOL,
+    METRICS_RTOL,
+    PIXELS_ATOL,
+    TRAINING_ATOL,
+    TRAINING_RTOL,
     compare,
     format_moved,
     load_baseline,
+    pixel_signature,
     record_baseline,
     snapshot,
     value_group,
 )
 
-TORCH = {"torch": "2.14.1", "aten_capability": "DEFAULT", "mkl_cbwr": "COMPATIBLE", "onednn": False,
-         "nnpack": False, "threads": 2}
+TORCH = {"torch": "2.14.1+cu130", "dtype": "float64", "aten_capability": "DEFAULT",
+         "mkl_cbwr": "COMPATIBLE", "onednn": False, "nnpack": False, "threads": 2}
 BLAS = {"numpy": "2.4.6", "scipy": "1.17.1", "numpy_simd": ["AVX512_SKX"],
         "blas": ["openblas 0.3.31 SkylakeX"]}
-VALUES = {"run-a/loss_g/1": 0.75, "run-a/eval.is_mean": 2.5, "run-a/eval.fid": 40.0,
-          "run-a/eval.kid_mean": 0.25, "run-b/loss_g/1": 0.5, "run-b/eval.fid": 30.0,
+VALUES = {"run-a/loss_g/1": 0.75, "run-a/kl/1": 1e-5, "run-a/eval.is_mean": 2.5,
+          "run-a/eval.fid": 40.0, "run-a/eval.kid_mean": 0.25, "run-a/eval.pixels": [120.0, 64.5, 3.0],
+          "run-b/loss_g/1": 0.5, "run-b/eval.fid": 30.0,
           "classifier/held_out_accuracy": 0.5, "data/fingerprint": "abc123"}
 
 
@@ -32,36 +38,52 @@ def _here(torch=TORCH, blas=BLAS) -> dict:
     return {"torch": dict(torch), "blas": dict(blas)}
 
 
+def _moved(values, **here) -> list[str]:
+    return [k for k, _, _ in compare(values, _baseline(), _here(**here)).moved]
+
+
 def test_groups_follow_what_computes_the_value():
-    assert value_group("run-a/eval.fid") == value_group("ceiling/eval.kid_std") == "numpy"
-    for key in ("run-a/loss_g/1", "run-a/eval.is_mean", "run-a/eval.rprec_mean",
-                "classifier/temperature", "data/fingerprint"):
-        assert value_group(key) == "torch"
+    assert value_group("data/fingerprint") == "data"
+    assert value_group("run-a/eval.pixels") == "pixels"
+    for key in ("run-a/eval.fid", "ceiling/eval.kid_std", "run-a/eval.is_mean", "run-a/eval.rprec_mean"):
+        assert value_group(key) == "metrics"
+    for key in ("run-a/loss_g/1", "run-a/kl/3", "classifier/temperature", "text-encoder/final_loss"):
+        assert value_group(key) == "training"
 
 
-def test_same_platform_is_exact_in_every_group():
+def test_each_group_allows_its_tolerance_and_no_more():
     result = compare(dict(VALUES), _baseline(), _here())
-    assert result.passed and [r.rule for r in result.rules] == ["exact", "exact"]
-    bumped = dict(VALUES, **{"run-a/eval.fid": 40.0 * (1 + 1e-9)})
-    result = compare(bumped, _baseline(), _here())
-    assert not result.passed and [k for k, _, _ in result.moved] == ["run-a/eval.fid"]
-
-
-def test_another_blas_kernel_compares_fid_and_kid_within_the_tolerance_only():
-    other = dict(BLAS, blas=["openblas 0.3.31 Haswell"])
-    near = dict(VALUES, **{"run-a/eval.fid": 40.0 * (1 + NUMPY_RTOL / 10),
-                           "run-a/eval.kid_mean": 0.25 * (1 - NUMPY_RTOL / 10)})
-    result = compare(near, _baseline(), _here(blas=other))
+    assert result.passed and result.compared == len(VALUES)
+    assert "every value identical" in result.platform_note
+    inside = dict(VALUES, **{"run-a/loss_g/1": 0.75 * (1 + TRAINING_RTOL / 2),
+                             "run-a/kl/1": 1e-5 + TRAINING_ATOL / 2,  # near zero: the absolute floor
+                             "run-a/eval.fid": 40.0 * (1 + METRICS_RTOL / 2),
+                             "run-a/eval.pixels": [120.0 + PIXELS_ATOL / 2, 64.5, 3.0 - PIXELS_ATOL / 2]})
+    result = compare(inside, _baseline(), _here())
     assert result.passed, format_moved(result)
-    torch_rule, numpy_rule = result.rules
-    assert torch_rule.rule == "exact" and numpy_rule.rtol == NUMPY_RTOL
-    assert "Haswell" in numpy_rule.reason and numpy_rule.values == 3
-    far = dict(near, **{"run-a/eval.fid": 40.0 * (1 + NUMPY_RTOL * 10)})
-    assert [k for k, _, _ in compare(far, _baseline(), _here(blas=other)).moved] == ["run-a/eval.fid"]
-    # The tolerance never reaches the torch group, nor the dataset's fingerprint.
-    for key, value in (("run-a/loss_g/1", 0.75 * (1 + 1e-9)), ("data/fingerprint", "abc124")):
-        result = compare(dict(near, **{key: value}), _baseline(), _here(blas=other))
-        assert [k for k, _, _ in result.moved] == [key]
+    training = next(g for g in result.groups if g.rule.group == "training")
+    assert 0.45 < training.largest <= 0.5 and training.largest_key in ("run-a/loss_g/1", "run-a/kl/1")
+    for key, value in (("run-a/loss_g/1", 0.75 * (1 + TRAINING_RTOL * 2)),
+                       ("run-a/kl/1", 1e-5 + TRAINING_ATOL * 3),
+                       ("run-a/eval.fid", 40.0 * (1 + METRICS_RTOL * 2)),
+                       ("run-a/eval.kid_mean", 0.25 * (1 - METRICS_RTOL * 2)),
+                       ("run-a/eval.pixels", [120.0, 64.5 + PIXELS_ATOL * 2, 3.0]),
+                       ("run-a/eval.pixels", [120.0, 64.5]),  # an image fewer
+                       ("data/fingerprint", "abc124")):
+        assert _moved(dict(inside, **{key: value})) == [key], key
+    # The metrics' looser rule never reaches training values.
+    assert _moved(dict(VALUES, **{"run-a/loss_g/1": 0.75 * (1 + METRICS_RTOL / 2)})) == ["run-a/loss_g/1"]
+
+
+def test_the_verdict_does_not_depend_on_the_kernels_or_the_cpu():
+    other_torch = dict(TORCH, aten_capability="AVX512", mkl_cbwr="AUTO", threads=4, torch="2.14.1")
+    other_blas = dict(BLAS, blas=["openblas 0.3.31 Haswell"], numpy_simd=["X86_V3"])
+    near = dict(VALUES, **{"run-a/loss_g/1": 0.75 * (1 + TRAINING_RTOL / 3)})
+    assert compare(near, _baseline(), _here(torch=other_torch, blas=other_blas)).passed
+    assert compare(near, _baseline(), _here()).passed
+    far = dict(VALUES, **{"run-a/loss_g/1": 0.75 * (1 + TRAINING_RTOL * 3)})
+    for here in (_here(), _here(torch=other_torch, blas=other_blas)):
+        assert [k for k, _, _ in compare(far, _baseline(), here).moved] == ["run-a/loss_g/1"]
 
 
 def test_a_value_missing_on_either_side_fails_the_gate():
@@ -77,22 +99,40 @@ def test_a_value_missing_on_either_side_fails_the_gate():
     assert not result.comparable and len(result.moved) == 2
 
 
-def test_another_torch_is_not_comparable_and_says_why():
+def test_another_torch_release_or_dtype_is_not_comparable_and_says_why():
     result = compare(dict(VALUES), _baseline(), _here(torch=dict(TORCH, torch="2.13.0")))
     assert not result.passed and not result.comparable
-    assert result.rules[0].rule == "not comparable"
-    assert "torch '2.14.1' vs '2.13.0'" in result.platform_note
+    assert "torch '2.14.1+cu130' vs '2.13.0'" in result.platform_note
+    result = compare(dict(VALUES), _baseline(), _here(torch=dict(TORCH, dtype="float32")))
+    assert not result.comparable and "dtype 'float64' vs 'float32'" in result.platform_note
+    # Another build of the same release (a CPU wheel instead of a CUDA one) is compared.
+    assert compare(dict(VALUES), _baseline(), _here(torch=dict(TORCH, torch="2.14.1+cpu"))).passed
 
 
 def test_selected_runs_compare_only_theirs_and_the_shared_values():
     gone = {k: v for k, v in VALUES.items() if not k.startswith("run-b/")}
     result = compare(gone, _baseline(), _here(), runs=["run-a"])
-    assert result.passed and result.compared == 6
+    assert result.passed and result.compared == 8
+
+
+def test_pixel_signature_is_the_mean_of_each_channel_in_each_quarter(tmp_path):
+    from PIL import Image
+
+    arr = np.zeros((4, 6, 3), dtype=np.uint8)
+    arr[:2, :3] = (10, 20, 30)
+    arr[:2, 3:] = (40, 50, 60)
+    arr[2:, :3, 0] = [[0, 1, 2], [3, 4, 5]]  # mean 2.5 in the red channel
+    arr[3, 5] = (255, 255, 255)  # one pixel of six in its quarter
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    assert pixel_signature([tmp_path / "a.png"]) == [10, 20, 30, 40, 50, 60, 2.5, 0, 0,
+                                                      42.5, 42.5, 42.5]
 
 
 def test_baseline_file_round_trip_and_bad_files(tmp_path):
     path = tmp_path / "baseline.json"
     record_baseline(path, {"platform": {"torch": TORCH, "blas": BLAS}, "values": VALUES})
+    assert json.loads(path.read_text())["rules"]["training"] == {"rtol": TRAINING_RTOL,
+                                                               "atol": TRAINING_ATOL}
     assert compare(dict(VALUES), load_baseline(path), _here()).passed
     with pytest.raises(UserError, match="no baseline yet"):
         load_baseline(tmp_path / "none.json")

@@ -7,14 +7,12 @@ import pytest
 
 from harness.reproduce.gate import (
     BASELINE,
-    NUMPY_ATOL,
-    NUMPY_RTOL,
     compare,
     format_moved,
     load_baseline,
     run_smoke,
-    value_group,
 )
+from harness.reproduce.numerics import KERNEL_VARIANTS
 
 pytestmark = pytest.mark.integration
 
@@ -95,45 +93,40 @@ def test_report_writes_tables_figures_and_index(smoke):
     assert set(out["reports"]) == {"table1", "table2"}
 
 
-def _gate_against_baseline(result, runs=None):
-    outcome = compare(result["values"], load_baseline(BASELINE), result["platform"], runs=runs)
+def _gate_against(result, baseline, runs=None):
+    outcome = compare(result["values"], baseline, result["platform"], runs=runs)
     if not outcome.comparable:
         pytest.skip(outcome.platform_note)
     return outcome
 
 
 def test_gate_matches_the_committed_baseline(smoke):
-    outcome = _gate_against_baseline(smoke[1])
+    """Whatever CPU recorded gate/baseline.json: the verdict depends on the code."""
+    outcome = _gate_against(smoke[1], load_baseline(BASELINE))
     assert outcome.passed, outcome.platform_note + "\n" + format_moved(outcome)
     assert outcome.compared > 300
-    assert outcome.rules[0].group == "torch" and outcome.rules[0].rule == "exact"
+    assert [g.rule.group for g in outcome.groups] == ["data", "training", "metrics", "pixels"]
 
 
-def _other_openblas_kernel(blas: list[str]) -> str:
-    return "Sandybridge" if any(lib.endswith("Haswell") for lib in blas) else "Haswell"
+# The variant that changes the most at once: another ATen vector width, MKL branch and
+# instruction set, OpenBLAS kernel and numpy's SIMD targets (scripts/gate-portability runs all).
+OTHER_KERNELS = "aten-avx2+mkl-avx2+openblas-haswell+numpy-avx2"
 
 
-def test_evaluation_under_another_openblas_kernel_passes_within_the_stated_tolerance(smoke, tmp_path):
-    root, first = _copy_of(smoke, tmp_path)
-    kernel = _other_openblas_kernel(first["platform"]["blas"]["blas"])
-    for stamp in (root / "runs" / ".reproduce").glob("eval_*.json"):
-        stamp.unlink()  # evaluate every run and the ceiling again, under that kernel
-    again = run_smoke(root, human=True, env={"OPENBLAS_CORETYPE": kernel})
-    assert sorted(again["ran"]) == sorted(f"eval:{r}" for r in [*first["runs"], "ceiling"])
-    assert any(lib.endswith(kernel) for lib in again["platform"]["blas"]["blas"])
-    assert again["platform"]["torch"] == first["platform"]["torch"]
-    outcome = _gate_against_baseline(again)
-    assert outcome.passed, outcome.platform_note + "\n" + format_moved(outcome)
-    torch_rule, numpy_rule = outcome.rules
-    assert torch_rule.rule == "exact" and numpy_rule.rtol == NUMPY_RTOL
-    assert kernel in numpy_rule.reason
-    # The kernel did change bits, and only where the tolerance applies.
-    changed = {k for k in first["values"] if again["values"][k] != first["values"][k]}
-    assert changed and {value_group(k) for k in changed} == {"numpy"}
-    # With a margin of 5 within the tolerance (relative, or absolute near zero).
-    for k in changed:
-        a, b = first["values"][k], again["values"][k]
-        assert abs(a - b) < max(NUMPY_RTOL * abs(a), NUMPY_ATOL) / 5, (k, a, b)
+def test_the_smoke_experiment_under_other_kernels_passes_the_gate(smoke, tmp_path):
+    """A stand-in for another CPU: every value computed again under other kernels, compared with
+    a baseline recorded in this test on this machine, and with the committed one."""
+    again = run_smoke(tmp_path / "other", env=KERNEL_VARIANTS[OTHER_KERNELS])
+    assert again["platform"]["torch"]["aten_capability"] == "AVX2"
+    assert any(lib.endswith("Haswell") for lib in again["platform"]["blas"]["blas"])
+    assert "X86_V4" not in again["platform"]["blas"]["numpy_simd"]
+    here = {"platform": smoke[1]["platform"], "values": smoke[1]["values"]}
+    for baseline in (here, load_baseline(BASELINE)):
+        outcome = _gate_against(again, baseline)
+        assert outcome.passed, outcome.platform_note + "\n" + format_moved(outcome)
+    # The kernels did change bits: the gate passes by its tolerances, not by luck.
+    changed = [k for k, v in smoke[1]["values"].items() if again["values"][k] != v]
+    assert len(changed) > 100
 
 
 def test_gate_fails_on_a_changed_kl_weight_and_names_what_moved(smoke, tmp_path, monkeypatch):
@@ -145,11 +138,12 @@ def test_gate_fails_on_a_changed_kl_weight_and_names_what_moved(smoke, tmp_path,
     changed = run_smoke(root, extra=["model.kl_weight=1.0"], only_runs=["cub-s1-64"])
     assert not list(home.rglob("*"))  # the gate's caches stay in its work folder, not the user's
     assert changed["ran"] == ["train:cub-s1-64-s0", "eval:cub-s1-64-s0"]
-    result = _gate_against_baseline(changed, runs=changed["runs"])
+    # Against a baseline recorded here, so that the test does not depend on the machine that
+    # recorded gate/baseline.json.
+    result = _gate_against(changed, {"platform": first["platform"], "values": first["values"]},
+                           runs=changed["runs"])
     assert not result.passed
     moved = {k.split("/")[0] for k, _, _ in result.moved}
     assert moved == {"cub-s1-64-s0"}  # the text encoder and classifiers did not move
     assert any("/loss_g/" in k for k, _, _ in result.moved)
     assert "cub-s1-64-s0/loss_g" in format_moved(result)
-    # The images FID and KID see changed (compared exactly), whatever FID and KID did.
-    assert "cub-s1-64-s0/eval.samples_sha256" in {k for k, _, _ in result.moved}

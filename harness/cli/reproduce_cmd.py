@@ -95,7 +95,7 @@ def _gate(args) -> int:
         return 0
     print(result.platform_note)
     if not result.comparable:
-        print("gate NOT RUN: the baseline cannot be compared exactly on this platform (see above)")
+        print("gate NOT RUN: the baseline was recorded with another torch (see above)")
         return 2
     if result.passed:
         print(f"gate passed: {result.compared} values match the baseline")
