@@ -17,7 +17,17 @@ from harness.tracking.mlflow_tracker import Tracker, default_uri
 from reports import figures
 from reports.collect import curves, human_scores, runs_frame
 from reports.stats import TEST_NAME, seed_summary
-from reports.tables import METRICS, build_table, check_claims, claims_markdown, to_csv, to_latex, to_markdown
+from reports.tables import (
+    CLAIM_COLUMNS,
+    METRICS,
+    build_table,
+    check_claims,
+    claims_markdown,
+    pair_cells,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
 
 
 def _eval_samples(run_dir: Path) -> Path | None:
@@ -64,16 +74,20 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         plan = {p.spec.id: p for p in plan_runs(exp.runs, scale, runs_root) if p.seed == scale.seeds[0]}
         skipped = {k: p.skipped for k, p in plan.items() if p.skipped}
         table, stats, seed_values = build_table(exp, frame, scale.seeds, human, skipped)
-        claims = check_claims(exp, seed_values)
+        val_curves, plateaus = _validation(uri, frame, exp, scale.seeds)
+        claims = check_claims(exp, seed_values, _not_judged(exp, scale.seeds, plateaus),
+                              _human_comparisons(runs_root, study_id))
         ev = scale.pipeline.get("eval") or {}
         protocol = resolve_protocol(ev.get("protocol"), ev.get("captions_per_image"), ev.get("per_caption"))
         notes = [f"Scale {preset}: {scale.description}; seeds {list(scale.seeds)}.",
                  f"Evaluation protocol {protocol.name}: the first {protocol.captions_per_image} "
                  f"caption(s) of each test image, {protocol.per_caption} image(s) each.",
-                 "Cells: mean ± std [95 % CI of the mean] across seeds when there are several; with "
-                 "one seed, mean ± the spread within the run (IS over splits, R-precision over "
-                 "folds) and no CI.",
-                 "Claims: each pair tested by " + TEST_NAME + "; one seed is 'not tested'.",
+                 "Cells: mean ± SD (seeds) [95 % CI of the mean] across seeds when there are "
+                 "several; with one seed, mean ± the spread within the run, named by what it is "
+                 "over (IS: splits, KID: subsets, R-precision: folds, attribute accuracy: images) "
+                 "and no CI. The paper's ± is its split SD. 'IS per seed' lists every seed's value.",
+                 "Claims: each pair decided by " + TEST_NAME + "; one seed is 'not tested', a run "
+                 "that did not level off is 'not judged'.",
                  "† the paper's value is remembered, not confirmed in a stored source (REFERENCE §1).",
                  "Below the paper scale the data is the built-in synthbirds, not CUB: compare orderings, "
                  "not absolute values, with the paper."]
@@ -86,7 +100,8 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
                          "trained here.")
         md = [f"# {markdown_cell(exp.title)}", "", *[f"- {markdown_cell(n)}" for n in notes], "",
               to_markdown(table),
-              "## The paper's claims in our numbers", "", claims_markdown(claims)]
+              "## The paper's claims in our numbers", "", claims_markdown(claims),
+              "## IS variance: within a run and across seeds", "", _variance_split(exp, seed_values)]
         write_text_atomic(out / "table.md", "\n".join(md))
         write_text_atomic(out / "table.csv", to_csv(table))
         write_text_atomic(out / "table.tex", to_latex(table, exp.title))
@@ -125,15 +140,17 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         if stage2 is not None:
             images.append(figures.stage_pairs(stage2, out / "stage1_vs_stage2.png"))
         extra_html, extra_md = "", []
-        val_curves, plateaus = _validation(uri, frame, exp, scale.seeds)
         if not val_curves.empty:
             images.append(figures.validation_curves(val_curves, out / "validation_fid.png"))
             rows = [f"| {name} | {_plateau_text(p)} |" for name, p in plateaus.items()]
             extra_md += ["## Training: has each run levelled off?", "",
                          "val FID of fixed captions and noise every few hundred steps "
-                         "(validation_fid.png); a plateau: the last 3 validations gained less than "
-                         "10 % of the run's total improvement.", "",
-                         "| run | plateau |", "|---|---|", *rows, ""]
+                         "(validation_fid.png). Levelled off: over the last 5 validations, the 95 % "
+                         "CI of the gain per doubling of steps (the slope of val FID against "
+                         "log2 step) lies below 5 % of the curve's level; still improving: it lies "
+                         "above; otherwise undecided. Pairs with a run not levelled off are not "
+                         "judged.", "",
+                         "| run | levelled off |", "|---|---|", *rows, ""]
             extra_html += ("<h2>Training plateaus</h2><table><tr><th>run</th><th>plateau</th></tr>"
                            + "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(_plateau_text(p))}"
                                      "</td></tr>" for n, p in plateaus.items()) + "</table>")
@@ -185,25 +202,72 @@ def _validation(uri: str, frame, exp, seeds) -> tuple:
             history = history.sort_values("step")
             rows += [{"run": r.run, "seed": str(seed), "step": s, "value": v}
                      for s, v in zip(history["step"], history["value"], strict=True)]
-            verdicts[name] = plateau(history["value"].tolist())
+            verdicts[name] = plateau(history["step"].tolist(), history["value"].tolist())
     return pd.DataFrame(rows, columns=["run", "seed", "step", "value"]), verdicts
+
+
+def _human_comparisons(runs_root: Path, study_id: str | None) -> dict | None:
+    """The pairwise rank tests of the latest `human score` of this scale's study."""
+    path = runs_root / "human-study" / "scores" / "score.json"
+    if study_id is None or not path.exists():
+        return None
+    scored = json.loads(path.read_text())
+    return scored.get("comparisons") if scored.get("study_id") == study_id else None
+
+
+def _not_judged(exp, seeds, plateaus: dict[str, dict]) -> dict[str, str]:
+    """Rows with a seed's run that has not levelled off (or cannot be seen to have: no
+    validation curve, or an undecided one): their pairs are not judged."""
+    out = {}
+    for r in exp.rows:
+        for seed in seeds:
+            p = plateaus.get(f"{r.run}-s{seed}")
+            if p is None:
+                why = "no validation curve"
+            elif p["plateau"] is True:
+                continue
+            else:
+                why = ("still improving" if p["plateau"] is False
+                       else p.get("reason", "undecided")) + f" (seed {seed})"
+            out[r.run] = f"not levelled off: {why}"
+            break
+    return out
+
+
+def _variance_split(exp, seed_values: dict) -> str:
+    """Per row: the SD of IS across seeds beside the typical SD within one run (over splits):
+    which of the two limits a comparison."""
+    lines = ["| run | seeds | SD across seeds | SD within a run (splits, mean over seeds) |",
+             "|---|---|---|---|"]
+    for r in exp.rows:
+        across = seed_summary(list(seed_values.get(r.run, {}).get("IS", {}).values()))
+        within = [v for v in seed_values.get(r.run, {}).get("IS within", {}).values() if v == v]
+        if across["n_seeds"] == 0:
+            continue
+        mean_within = (sum(w * w for w in within) / len(within)) ** 0.5 if within else float("nan")
+        cells = ["–" if v != v else f"{v:.3f}" for v in (across["std"], mean_within)]
+        lines.append(f"| {markdown_cell(r.run)} | {across['n_seeds']} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
 
 
 def _plateau_text(p: dict) -> str:
     if p["plateau"] is None:
         return f"not judged ({p['reason']})"
-    share = f"last validations gained {p['last_gain_share']:.0%} of the improvement"
-    return f"{'yes' if p['plateau'] else 'NO'} ({share}; val FID {p['first']:.3g} -> best {p['best']:.3g})"
+    lo, hi = p["ci"]
+    gain = (f"gain per doubling {p['gain_per_doubling']:.3g} [{lo:.3g}, {hi:.3g}] vs bound "
+            f"{p['bound']:.3g}")
+    word = "yes" if p["plateau"] else "NO, still improving"
+    return f"{word} ({gain}; val FID {p['first']:.3g} -> best {p['best']:.3g})"
 
 
 def _claims_html(claims: list[dict]) -> str:
-    def p(value: float) -> str:
-        return "–" if value != value else f"{value:.3g}"
-
-    rows = "".join(
-        f"<tr><td>{html.escape(c['claim'])}</td><td>{html.escape(pair['better'])} &gt; "
-        f"{html.escape(pair['worse'])}</td><td>{pair['mean_better']:.3g} vs {pair['mean_worse']:.3g}</td>"
-        f"<td>{p(pair['p'])}</td><td>{p(pair['p_holm'])}</td><td><b>{html.escape(pair['verdict'])}</b></td></tr>"
-        for c in claims for pair in c["pairs"])
-    return ("<table><tr><th>claim</th><th>pair</th><th>means</th><th>p</th><th>p (Holm)</th>"
-            f"<th>verdict</th></tr>{rows}</table>")
+    keys = ("seeds", "means", "difference", "effect", "delta", "p", "power")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in CLAIM_COLUMNS)
+    rows = ""
+    for c in claims:
+        for pair in c["pairs"]:
+            cells = pair_cells(pair)
+            rows += (f"<tr><td>{html.escape(c['claim'])}</td><td>{html.escape(cells['pair'])}</td>"
+                     + "".join(f"<td>{html.escape(cells[k])}</td>" for k in keys)
+                     + f"<td><b>{html.escape(cells['verdict'])}</b></td></tr>")
+    return f"<table><tr>{head}</tr>{rows}</table>"

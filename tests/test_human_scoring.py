@@ -115,3 +115,29 @@ def test_the_bootstrap_draws_every_rater(dissenter):
     lo, hi = out["models"]["X"]["ci95"]
     assert out["models"]["X"]["mean_rank"] == pytest.approx(1.5)
     assert lo == 1.0 and hi >= 2.0
+
+
+def test_model_comparisons_friedman_by_hand_and_wilcoxon_over_raters():
+    from scipy import stats as sps
+
+    from harness.human.scoring import compare_models, pair_test
+
+    # 6 raters x 1 description x 3 models; model A ranked first by five raters.
+    per_rater = [(1, 2, 3), (1, 3, 2), (1, 2, 3), (1, 2, 3), (2, 1, 3), (1, 3, 2)]
+    ranks = np.array(per_rater, dtype=float)[:, None, :]
+    out = compare_models(ranks, ["A", "B", "C"], bootstrap=300, seed=1)
+    # Friedman by hand: rank sums R = (7, 13, 16), n = 6, k = 3:
+    # chi2 = 12 / (n k (k + 1)) * sum(R^2) - 3 n (k + 1) = 12/72 * 474 - 72 = 7.0
+    assert out["friedman"]["chi2"] == pytest.approx(7.0)
+    assert out["friedman"]["p"] == pytest.approx(sps.chi2.sf(7.0, 2))
+    ab = pair_test(out, "A", "B")
+    # Per-rater differences A - B: -1, -2, -1, -1, +1, -2 (mean -1): scipy's signed-rank test.
+    assert ab["difference"] == pytest.approx(-1.0)
+    assert ab["p"] == pytest.approx(sps.wilcoxon([-1, -2, -1, -1, 1, -2], zero_method="zsplit").pvalue)
+    ba = pair_test(out, "B", "A")  # the same test read the other way round
+    assert ba["difference"] == 1.0 and ba["p"] == ab["p"]
+    assert ba["samples"] == [-x for x in ab["samples"]] and len(ab["samples"]) == 300
+    assert pair_test(out, "A", "Z") is None
+    # Raters who disagree exactly about A and B: no difference, p = 1.
+    split = compare_models(np.array([[(1, 2, 3)], [(2, 1, 3)]], dtype=float), list("ABC"), 10)
+    assert split["pairs"]["A|B"]["difference"] == 0.0 and split["pairs"]["A|B"]["p"] == 1.0

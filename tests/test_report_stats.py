@@ -4,8 +4,18 @@ import math
 
 import pytest
 from scipy import stats as sps
+from scipy.optimize import brentq
 
-from reports.stats import evaluate_claims, holm, seed_summary, welch
+from reports.stats import (
+    difference,
+    evaluate_claims,
+    holm,
+    holm_levels,
+    minimum_detectable,
+    plateau,
+    seed_summary,
+    seeds_needed,
+)
 
 
 def test_holm_matches_a_hand_computation():
@@ -15,16 +25,65 @@ def test_holm_matches_a_hand_computation():
     assert holm([0.5, math.nan, 0.01])[0] == pytest.approx(0.5)  # capped by 1, two tests
 
 
-def test_welch_matches_the_formula():
+def test_holm_levels_step_down_and_freeze_at_the_first_kept_hypothesis():
+    # m = 4; sorted p: 0.001 (level .05/4 = .0125: rejected), 0.015 (.05/3: rejected),
+    # 0.02 (.05/2: rejected), 0.5 (.05: kept).
+    ps = [0.02, 0.001, 0.5, 0.015]
+    assert holm_levels(ps) == pytest.approx([0.025, 0.0125, 0.05, 0.05 / 3])
+    # 0.02 at .05/3 is kept: the level freezes there for 0.03 and 0.04 (which .05/2 and .05
+    # would otherwise reject, unlike Holm).
+    frozen = [0.03, 0.001, 0.04, 0.02]
+    assert holm_levels(frozen) == pytest.approx([0.05 / 3, 0.0125, 0.05 / 3, 0.05 / 3])
+    # Each level agrees with Holm's adjusted p: rejected exactly when p < level.
+    for values in (ps, frozen):
+        for p, level, adj in zip(values, holm_levels(values), holm(values), strict=True):
+            assert (p < level) == (adj < 0.05)
+
+
+def test_welch_difference_matches_scipy_and_the_formula():
     a, b = [3.1, 2.9, 3.4], [2.5, 2.8, 2.4, 2.6]
+    test = difference(a, b, paired=False)
     ma, mb = sum(a) / 3, sum(b) / 4
     va = sum((x - ma) ** 2 for x in a) / 2
     vb = sum((x - mb) ** 2 for x in b) / 3
     se2 = va / 3 + vb / 4
-    t = (ma - mb) / math.sqrt(se2)
     df = se2 ** 2 / ((va / 3) ** 2 / 2 + (vb / 4) ** 2 / 3)
-    assert welch(a, b) == pytest.approx(2 * sps.t.sf(abs(t), df), rel=1e-9)
-    assert welch([1.0, 1.0], [1.0, 1.0]) == 1.0 and welch([2.0, 2.0], [1.0, 1.0]) == 0.0
+    assert test["df"] == pytest.approx(df) and test["se"] == pytest.approx(math.sqrt(se2))
+    assert test["p"] == pytest.approx(sps.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
+    pooled = math.sqrt((2 * va + 3 * vb) / 5)
+    assert test["effect"] == pytest.approx((ma - mb) / pooled * (1 - 3 / (4 * 7 - 9)))
+
+
+def test_paired_difference_matches_scipy():
+    a, b = [3.0, 3.5, 2.8, 3.3], [2.7, 3.4, 2.4, 3.1]
+    test = difference(a, b, paired=True)
+    assert test["p"] == pytest.approx(sps.ttest_rel(a, b).pvalue, rel=1e-9)
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    assert test["difference"] == pytest.approx(sum(d) / 4) and test["df"] == 3
+
+
+def _hand_mde(n: int, level: float, power: float = 0.8) -> float:
+    """The standardised effect a two-sided two-sample t-test with n per group detects with
+    ``power``, from the noncentral t distribution (not statsmodels)."""
+    df = 2 * n - 2
+    crit = sps.t.ppf(1 - level / 2, df)
+
+    def achieved(d):
+        nc = d * math.sqrt(n / 2)
+        lower = sps.nct.cdf(-crit, df, nc)  # NaN far out in the tail, where it is 0
+        return sps.nct.sf(crit, df, nc) + (0.0 if lower != lower else lower) - power
+
+    return brentq(achieved, 0.01, 10)
+
+
+def test_minimum_detectable_effect_matches_the_noncentral_t():
+    # The textbook figure: 3 seeds per arm at α = 0.05 and 80 % power detect about 3.1 σ.
+    assert minimum_detectable(3, 3, 1.0, False, 0.05) == pytest.approx(3.07, abs=0.02)
+    assert minimum_detectable(3, 3, 1.0, False, 0.05) == pytest.approx(_hand_mde(3, 0.05), rel=1e-3)
+    assert minimum_detectable(5, 5, 0.4, False, 0.01) == pytest.approx(0.4 * _hand_mde(5, 0.01), rel=1e-3)
+    # Seeds needed: the smallest n whose power reaches 80 %.
+    n = seeds_needed(0.5, 0.4, False, 0.05)
+    assert _hand_mde(int(n), 0.05) * 0.4 <= 0.5 < _hand_mde(int(n) - 1, 0.05) * 0.4
 
 
 def test_seed_summary_ci_is_the_t_interval():
@@ -38,58 +97,90 @@ def test_seed_summary_ci_is_the_t_interval():
 VALUES = {
     "strong": [10.0, 10.1, 9.9], "weak": [5.0, 5.1, 4.9],
     "near_above": [5.1, 5.3, 4.9], "near_below": [5.0, 4.8, 5.2],
+    "twin_a": [5.00, 5.01, 4.99, 5.00, 5.01, 4.99], "twin_b": [5.00, 5.005, 4.995, 5.01, 4.99, 5.0],
     "low": [1.0, 1.1, 0.9], "one_seed": [7.0],
 }
 
 
-def _claim(*pairs, lower=False):
-    return {"claim": "c", "metric": "IS", "pairs": list(pairs), "lower_is_better": lower}
+def _claim(*pairs, lower=False, delta=0.1):
+    return {"claim": "c", "metric": "IS", "pairs": list(pairs), "lower_is_better": lower,
+            "delta": [delta] * len(pairs)}
 
 
-def _verdicts(*claims):
+def _verdicts(*claims, not_judged=None):
     values = {k: {"IS": v} for k, v in VALUES.items()}
-    return [p["verdict"] for c in evaluate_claims(list(claims), values) for p in c["pairs"]]
+    return [p["verdict"] for c in evaluate_claims(list(claims), values, not_judged) for p in c["pairs"]]
 
 
 def test_each_verdict_on_constructed_seeds():
-    assert _verdicts(_claim(("strong", "weak"))) == ["holds (significant)"]
-    assert _verdicts(_claim(("near_above", "near_below"))) == ["holds (not significant)"]
-    assert _verdicts(_claim(("near_below", "near_above"))) == ["reversed (not significant)"]
-    assert _verdicts(_claim(("low", "weak"))) == ["reversed (significant)"]
+    assert _verdicts(_claim(("strong", "weak"))) == ["supported"]
+    assert _verdicts(_claim(("low", "weak"))) == ["reversed"]
+    # Means 0.1 apart with SD 0.2: neither direction nor equivalence within 0.1 can be shown.
+    assert _verdicts(_claim(("near_above", "near_below"))) == ["inconclusive"]
+    # Six seeds each, means equal to 0.003: the 90 % interval lies inside ±0.1.
+    assert _verdicts(_claim(("twin_a", "twin_b"))) == ["equivalent within δ"]
+    assert _verdicts(_claim(("twin_a", "twin_b"), delta=0.001)) == ["inconclusive"]
     assert _verdicts(_claim(("one_seed", "weak"))) == ["not tested (1 seed)"]
     assert _verdicts(_claim(("missing", "weak"))) == ["not tested (a run missing)"]
+    assert _verdicts(_claim(("strong", "weak")), not_judged={"weak": "under-trained"}) == [
+        "not judged (weak: under-trained)"]
     # Lower is better (human rank): the low run wins.
-    assert _verdicts(_claim(("low", "weak"), lower=True)) == ["holds (significant)"]
+    assert _verdicts(_claim(("low", "weak"), lower=True)) == ["supported"]
+
+
+def test_paired_pairs_use_the_seeds_both_runs_have():
+    # Seed effects shared by both runs (the same Stage-I): paired, the small gain is clear;
+    # as two independent groups it is not.
+    base = {0: 3.0, 1: 3.8, 2: 2.5, 3: 3.3}
+    values = {"s2": {"IS": {s: v + 0.1 + 0.01 * s for s, v in base.items()}},
+              "s1": {"IS": {**base, 9: 7.0}}}  # seed 9 has no partner: left out
+    claim = {"claim": "c", "metric": "IS", "pairs": [("s2", "s1")], "delta": [0.05]}
+    independent = evaluate_claims([claim], values)[0]["pairs"][0]
+    paired = evaluate_claims([dict(claim, paired=[True])], values)[0]["pairs"][0]
+    assert independent["verdict"] == "inconclusive" and paired["verdict"] == "supported"
+    assert paired["df"] == 3 and paired["difference"] == pytest.approx(0.115)
 
 
 def test_one_seed_never_says_the_claim_fails():
     values = {"a": {"IS": [1.0]}, "b": {"IS": [9.0]}}
     [claim] = evaluate_claims([_claim(("a", "b"))], values)
-    assert claim["status"] == "not tested (1 seed)" and claim["pairs"][0]["p"] != claim["pairs"][0]["p"]
+    assert claim["status"] == "not tested" and claim["pairs"][0]["p"] != claim["pairs"][0]["p"]
 
 
-def test_holm_adjusts_across_the_tables_pairs():
-    # Alone, the weaker pair is significant; beside three others it is not.
+def test_holm_adjusts_across_the_tables_pairs_and_a_pair_counts_once():
+    # Alone, the weaker pair is supported; beside three others it is not.
     values = {"x": {"IS": [5.3, 5.5, 5.4]}, "y": {"IS": [5.05, 5.25, 5.15]}}  # p = 0.038
     alone = evaluate_claims([_claim(("x", "y"))], values)[0]["pairs"][0]
-    assert alone["p"] < 0.05 and alone["verdict"] == "holds (significant)"
+    assert alone["p"] < 0.05 and alone["verdict"] == "supported" and alone["level"] == 0.05
     many = {**values, **{k: {"IS": v} for k, v in VALUES.items()}}
     claims = [_claim(("x", "y"), ("strong", "weak")), _claim(("near_above", "near_below"), ("low", "weak"))]
     pair = evaluate_claims(claims, many)[0]["pairs"][0]
     assert pair["p"] == alone["p"] and pair["p_holm"] > 0.05
-    assert pair["verdict"] == "holds (not significant)"
+    assert pair["verdict"] == "inconclusive" and pair["ci"][0] < 0 < pair["ci95"][0]
+    with pytest.raises(ValueError, match="listed twice"):
+        evaluate_claims([_claim(("x", "y")), _claim(("x", "y"))], values)
 
 
-def test_plateau_tells_a_levelled_curve_from_a_falling_one():
-    from reports.stats import plateau
+def test_power_is_reported_beside_each_verdict():
+    values = {k: {"IS": v} for k, v in VALUES.items()}
+    claim = dict(_claim(("near_above", "near_below")), paper_effect=[0.3])
+    pair = evaluate_claims([claim], values)[0]["pairs"][0]
+    assert pair["mde"] == pytest.approx(_hand_mde(3, 0.05) * pair["spread"], rel=1e-3)
+    assert pair["seeds_needed"] == seeds_needed(0.3, pair["spread"], False, 0.05) > 3
 
-    levelled = [100, 60, 40, 32, 30, 29.5, 29.4, 29.6, 29.3]
-    falling = [100, 90, 80, 70, 60, 50, 40, 30, 20]
-    assert plateau(levelled)["plateau"] is True
-    assert plateau(falling)["plateau"] is False
-    # Over the last three points the falling curve gained 30 of its 80: a share of 0.375.
-    assert plateau(falling)["last_gain_share"] == pytest.approx(30 / 80)
-    assert plateau([5, 4])["plateau"] is None
+
+def test_plateau_from_the_slope_against_log_steps():
+    steps = [250, 500, 1000, 2000, 4000, 8000]
+    levelled = [60, 31.0, 30.2, 30.5, 30.1, 30.3]
+    falling = [60, 52, 44, 36, 28, 20]  # 8 per doubling, far above 5 % of ~28
+    noisy = [60, 40, 20, 45, 15, 50]
+    assert plateau(steps, levelled)["plateau"] is True
+    out = plateau(steps, falling)
+    assert out["plateau"] is False and out["gain_per_doubling"] == pytest.approx(8.0)
+    assert plateau(steps, noisy)["plateau"] is None
+    assert plateau(steps[:3], levelled[:3])["plateau"] is None
+    # Higher is better (IS): a rising curve is still improving.
+    assert plateau(steps, [1, 2, 3, 4, 5, 6], lower_is_better=False)["plateau"] is False
 
 
 def test_table_files_show_user_text_as_text():
@@ -116,7 +207,27 @@ def test_table_files_show_user_text_as_text():
     assert "&lt;img src=x onerror=alert(1)&gt;" in md and "<img" not in md
     assert "| two lines \\| pipe |" in md
     claims = [{"claim": "<b>bold</b>", "test": "t", "pairs": [
-        {"better": "a<x>", "worse": "b\nc", "mean_better": 1.0, "mean_worse": 0.5, "p": 0.1,
-         "p_holm": 0.2, "verdict": "holds (not significant)"}]}]
+        {"better": "a<x>", "worse": "b\nc", "n_better": 3, "n_worse": 3, "mean_better": 1.0,
+         "mean_worse": 0.5, "p": 0.1, "p_holm": 0.2, "verdict": "inconclusive"}]}]
     out = claims_markdown(claims)
     assert "&lt;b&gt;bold&lt;/b&gt;" in out and "a&lt;x&gt; > b c" in out
+
+
+def test_a_test_made_elsewhere_decides_its_pair():
+    """The human-rank pairs come tested over raters, with bootstrap draws of the difference."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    better_ranked = list(-0.8 + 0.1 * rng.standard_normal(2000))  # rank(better) - rank(worse) < 0
+    tests = {("sg", "gan"): {"difference": -0.8, "p": 0.004, "samples": better_ranked, "n": 10,
+                             "method": "m"},
+             ("sg", "gawwn"): {"difference": 0.05, "p": 0.7, "n": 10, "method": "m",
+                               "samples": list(0.05 + 0.3 * rng.standard_normal(2000))}}
+    claim = {"claim": "humans", "metric": "human_rank", "pairs": [("sg", "gan"), ("sg", "gawwn")],
+             "lower_is_better": True, "delta": [0.1, 0.1]}
+    pairs = evaluate_claims([claim], {}, tests=tests)[0]["pairs"]
+    assert [p["verdict"] for p in pairs] == ["supported", "inconclusive"]
+    assert pairs[0]["difference"] == 0.8 and pairs[0]["n_better"] == 10  # in the claim's direction
+    lo, hi = pairs[0]["ci"]  # the percentile interval at the pair's Holm level (0.05 / 2)
+    assert lo == pytest.approx(np.percentile([-x for x in better_ranked], 1.25))
+    assert pairs[1]["level"] == 0.05 and pairs[0]["mde"] != pairs[0]["mde"]

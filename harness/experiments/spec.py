@@ -152,13 +152,18 @@ def load_experiment(name_or_path: str) -> Experiment:
             raise UserError(f"{where}.footnote: expected text")
         columns = {k: v for k, v in row.items() if k not in ("run", "paper", "footnote")}
         rows.append(Row(row["run"], columns, row["paper"], footnote))
-    claims = []
+    claims, seen = [], {}
     for n, claim in enumerate(data.get("claims") or []):
         where = f"{path}: claims[{n}]"
         _check_keys(where, claim, {"claim", "metric", "pairs"}, {"lower_is_better"})
         for pair in claim["pairs"]:
             if len(pair) != 2 or any(r not in runs for r in pair):
                 raise UserError(f"{where}.pairs: {pair!r} must name two of the file's runs")
+            key = (claim["metric"], *sorted(pair))
+            if key in seen:  # the multiplicity correction would count it twice
+                raise UserError(f"{where}.pairs: {list(pair)} is already a pair of {seen[key]!r}; "
+                                "a pair may be tested once per metric")
+            seen[key] = claim["claim"]
         claims.append(Claim(claim["claim"], claim["metric"],
                             tuple(tuple(p) for p in claim["pairs"]),
                             bool(claim.get("lower_is_better", False))))

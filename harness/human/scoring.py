@@ -100,7 +100,59 @@ def score(study: dict, key: dict, responses: list[Response], bootstrap: int = 20
                  "alpha_alignment": krippendorff_alpha(_rating_matrix(study, key, responses, "alignment")),
                  "alpha_realism": krippendorff_alpha(_rating_matrix(study, key, responses, "realism"))}
     return {"models": table, "agreement": agreement, "raters": n_raters, "items": n_items,
-            "bootstrap": {"resamples": bootstrap, "seed": seed, "over": "raters and items"}}
+            "bootstrap": {"resamples": bootstrap, "seed": seed, "over": "raters and items"},
+            "comparisons": compare_models(ranks, models, bootstrap, seed)}
+
+
+def compare_models(ranks: np.ndarray, models: list[str], bootstrap: int = 2000,
+                   seed: int = 0) -> dict:
+    """Are the models' ranks different, and which pairs? Over raters (each rater's mean rank of a
+    model across descriptions is one observation, so descriptions are not counted as
+    independent raters): Friedman's test across all models (scipy), and per pair a Wilcoxon
+    signed-rank test of the raters' mean-rank differences (scipy; two-sided), with the
+    difference's bootstrap distribution over raters and descriptions (percentile intervals at
+    any level are read off it). A difference < 0 means the first model is ranked better."""
+    from scipy import stats as sps
+
+    n_raters, n_items, n_models = ranks.shape
+    per_rater = ranks.mean(axis=1)
+    out: dict = {"over": "raters (each rater's mean rank per model)", "raters": int(n_raters),
+                 "items": int(n_items), "bootstrap": bootstrap, "seed": seed}
+    if n_raters >= 2 and n_models >= 3 and np.ptp(per_rater) > 0:
+        stat = sps.friedmanchisquare(*per_rater.T)
+        out["friedman"] = {"chi2": float(stat.statistic), "p": float(stat.pvalue), "df": n_models - 1}
+    else:
+        out["friedman"] = None
+    rng = np.random.default_rng(seed)
+    picks = [(rng.integers(0, n_raters, n_raters), rng.integers(0, n_items, n_items))
+             for _ in range(bootstrap)]
+    pairs = {}
+    for a in range(n_models):
+        for b in range(a + 1, n_models):
+            d = per_rater[:, a] - per_rater[:, b]
+            if n_raters < 2 or not np.any(d):
+                p = 1.0 if not np.any(d) else float("nan")
+            else:
+                p = float(sps.wilcoxon(d, zero_method="zsplit").pvalue)
+            diffs = ranks[:, :, a] - ranks[:, :, b]
+            boot = [float(diffs[rs][:, its].mean()) for rs, its in picks]
+            pairs[f"{models[a]}|{models[b]}"] = {"difference": float(d.mean()), "p": p,
+                                                 "samples": boot}
+    out["pairs"] = pairs
+    return out
+
+
+def pair_test(comparisons: dict, first: str, second: str) -> dict | None:
+    """The comparison of ``first`` with ``second`` (difference = first − second), whichever order
+    it was stored in."""
+    pairs = comparisons.get("pairs", {})
+    if f"{first}|{second}" in pairs:
+        return pairs[f"{first}|{second}"]
+    if f"{second}|{first}" in pairs:
+        stored = pairs[f"{second}|{first}"]
+        return {"difference": -stored["difference"], "p": stored["p"],
+                "samples": [-x for x in stored["samples"]]}
+    return None
 
 
 def _fmt(x: float, digits: int = 2) -> str:
