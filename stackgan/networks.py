@@ -2,9 +2,10 @@
 ``pytorch`` (StackGAN-Pytorch) variants (REFERENCE §3). Every width comes from ModelConfig, and
 the number of up/down-sampling steps from the image sizes, so tiny CI networks run the same code.
 
-Discriminators return logits (the official PyTorch code ends in a sigmoid and uses BCELoss; the
-logits form computes the same loss stably: docs/fidelity.md row 6). BatchNorm is PyTorch's: the
-TF code updates its moving variance with the biased batch variance (row 1).
+Discriminators return logits, as the TF code's do (the official PyTorch code ends in a sigmoid
+and uses BCELoss; the logits form computes the same loss stably: docs/fidelity.md, StackGAN-Pytorch
+variant). BatchNorm is PyTorch's: the TF code updates its moving variance with the biased batch
+variance (row 1).
 """
 
 from __future__ import annotations

@@ -198,8 +198,9 @@ class TextImageDataset(Dataset):
         return torch.from_numpy(emb[chosen].mean(axis=0)), chosen
 
     def _wrong_index(self, i: int, gen) -> int:
-        # TF moves on to the next image when it draws one of the same class; a uniform draw
-        # among the other classes here (docs/fidelity.md row 4).
+        # TF shifts a batch's same-class draws by one randint(100, 200) (and may still collide);
+        # Reed's Lua draws a class, then a file. A uniform image of another class here
+        # (docs/fidelity.md rows 4 and 27).
         n = len(self)
         for _ in range(1000):
             j = int(torch.randint(0, n, (1,), generator=gen))

@@ -41,7 +41,7 @@ def to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
 def _crop_and_flip(t: torch.Tensor, size: int, augment: bool, gen: torch.Generator | None,
                    geometry: dict | None = None):
     _, h, w = t.shape
-    if augment:
+    if augment:  # offsets 0 … L − S (TF never L − S, Lua never 0: docs/fidelity.md rows 24, 28)
         top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
         left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
     else:
@@ -57,7 +57,8 @@ def _crop_and_flip(t: torch.Tensor, size: int, augment: bool, gen: torch.Generat
 
 def box_after_crop(box: tuple[float, float, float, float], geometry: dict, size: int) -> torch.Tensor:
     """A box given as fractions ``(x0, y0, x1, y1)`` of the resized image, in fractions of the
-    ``size`` crop described by ``geometry`` (clipped to the crop; mirrored when flipped)."""
+    ``size`` crop described by ``geometry`` (clipped to the crop; mirrored when flipped). The
+    GAWWN Lua loader keeps a cut box's width instead (docs/fidelity.md row 30)."""
     x0, y0, x1, y1 = box
     w, h = geometry["width"], geometry["height"]
     left, top = geometry["left"], geometry["top"]

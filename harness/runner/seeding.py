@@ -13,6 +13,8 @@ import torch
 
 
 def seed_all(seed: int) -> None:
+    """Every generator from ``train.seed`` (Reed's Lua code draws its seed at random,
+    docs/fidelity.md row 12)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

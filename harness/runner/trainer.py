@@ -91,7 +91,7 @@ class RunResult:
 def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int, names: tuple[str, ...]):
     """First captions of ``count`` images spread over the split (so, over its classes), the
     conditions the model takes besides text (``names``: its box, its part locations), and fixed
-    noise."""
+    noise (TF previews z = 0; previews only, docs/fidelity.md row 8)."""
     count = min(count, len(dataset))
     picks = torch.linspace(0, len(dataset) - 1, count).round().long().tolist()
     emb = torch.stack([torch.from_numpy(dataset.embeddings[i, 0]) for i in picks])
