@@ -398,6 +398,13 @@ def test_attribute_accuracy_matches_a_hand_computation(tiny_synth, monkeypatch):
     out = attr.attribute_accuracy(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), named, table, "x")
     assert out["mean"] == pytest.approx((1 / 2 + 2 / 3) / 2) and out["n"] == 2
     assert out["std"] == pytest.approx(np.std([1 / 2, 2 / 3]))
+    # Shuffled (two images: swapped): image 0 is read as underparts, bill length and size of
+    # value 0, image 1 as crown and wing colour 0, none of which the other caption names.
+    assert all(table.values[k][0] not in ("white", "long", "large", "red", "green")
+               for k in ("underparts_color", "bill_length", "size", "crown_color", "wing_color"))
+    assert out["shuffled"] == 0.0 and out["gain"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    lo, hi = out["gain_ci"]  # resamples of the two per-image gains 1/2 and 2/3
+    assert 1 / 2 <= lo <= hi <= 2 / 3
 
 
 @pytest.mark.integration
@@ -429,7 +436,10 @@ def test_attribute_classifier_and_ceiling_on_real_images(tmp_path, monkeypatch, 
     table = read_attributes(data)
     rows = images.rows
     shuffled = [table.caption_ids[r["caption_id"].rpartition("#")[0]][0] for r in rows]
-    shuffled = shuffled[40:] + shuffled[:40]  # captions of an image 4 classes away
+    # The ceiling evaluates every other image (the other half is the FD/KD reference): 4 of each
+    # class's 8; a shift of 16 gives each image the captions of an image 4 classes away.
+    assert len(rows) == 40
+    shuffled = shuffled[16:] + shuffled[:16]
     stack = torch.stack([images[i] for i in range(len(images))])
     wrong = attribute_accuracy(stack, shuffled, table, tmp_path / "attr" / "attributes.pt")["mean"]
     print(f"ceiling {real:.3f} vs shuffled captions {wrong:.3f}")
@@ -513,3 +523,28 @@ def test_a_planted_or_foreign_cache_file_never_runs_and_is_recomputed(classifier
     np.savez(cached, key=np.array("real-something-else"), mid=np.zeros((60, 64), np.float32))
     third = evaluate_sets(Images(fake), Images(real), ("fid",), _settings(classifier_ckpt, tmp_path), desc)
     assert third["values"] == first["values"]
+
+
+def test_the_ceiling_is_real_images_the_classifier_never_trained_on_split_in_half(tiny_synth, tmp_path,
+                                                                                 monkeypatch):
+    import json
+
+    from harness.data.sources import load_index
+    from harness.eval.classifier import ClassifierOptions, held_out_indices, train_classifier
+    from harness.eval.evaluate import EvalRequest, ceiling_request
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    train_classifier(tiny_synth, tmp_path / "clf", ClassifierOptions(steps=2, width=8), progress=False)
+    clf = tmp_path / "clf" / "classifier.pt"
+    held = held_out_indices(clf, tiny_synth)
+    index = load_index(tiny_synth, "test")
+    # The last 20 % of each class's images, as the classifier held them out of its training.
+    for c in set(index.class_ids.tolist()):
+        members = [i for i in range(len(index)) if index.class_ids[i] == c]
+        k = max(1, round(len(members) * 0.2))
+        assert [i for i in held if index.class_ids[i] == c] == members[-k:]
+    request = ceiling_request(EvalRequest(fake="", data=str(tiny_synth), classifier=str(clf), size=32), 1)
+    rows = [json.loads(line) for line in open(f"{request.fake}/manifest.jsonl", encoding="utf-8")]
+    evaluated = [int(r["file"].split("/")[1].split(".")[0]) for r in rows]
+    assert evaluated == held[0::2] and list(request.real_indices) == held[1::2]
+    assert not set(evaluated) & set(request.real_indices)  # FD/KD: one half against the other

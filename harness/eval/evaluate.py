@@ -3,6 +3,7 @@ for any of IS, IS*, FID, KID and R-precision, returning values, settings and war
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class EvalRequest:
     kid_subset_size: int = 1000
     seed: int = 0
     batch_size: int = 64
+    real_indices: tuple[int, ...] | None = None  # the reference: these images of the split only
 
 
 def evaluate(req: EvalRequest) -> dict:
@@ -70,8 +72,11 @@ def _attributes(req: EvalRequest, fake: ImageFolderInput, result: dict) -> None:
     table = read_attributes(req.data)
     named = named_attributes(table, [r["caption_id"] for r in fake.rows])
     images = torch.stack([fake[i] for i in range(len(fake))])
-    out = attribute_accuracy(images, named, table, req.attr_classifier)
+    out = attribute_accuracy(images, named, table, req.attr_classifier, shuffle_seed=req.seed)
     result["values"]["attr_mean"], result["values"]["attr_std"] = out["mean"], out["std"]
+    if "shuffled" in out:  # the same images against other images' captions: following them?
+        result["values"].update({"attr_shuffled": out["shuffled"], "attr_gain": out["gain"],
+                                 "attr_gain_lo": out["gain_ci"][0], "attr_gain_hi": out["gain_ci"][1]})
     result["settings"]["attr"] = {"classifier": req.attr_classifier,
                                   "classifier_sha256": sha256_file(req.attr_classifier),
                                   "n": out["n"],
@@ -79,35 +84,60 @@ def _attributes(req: EvalRequest, fake: ImageFolderInput, result: dict) -> None:
 
 
 def real_as_samples(data: str, split: str, size: int, captions_per_image: int,
-                    cache_root: str | None = None) -> Path:
-    """The real images of a split written like a `sample` output (one row per caption), so the
-    ceiling is measured by exactly the same code as the models. Cached by content."""
-    import hashlib
-
+                    cache_root: str | None = None, images: list[int] | None = None) -> Path:
+    """The real images of a split (or the ``images`` of it) written like a `sample` output (one
+    row per caption), so the ceiling is measured by exactly the same code as the models. Cached
+    by content."""
     from PIL import Image
 
     from harness.atomic import atomic_directory
     from harness.eval.engine import default_cache_root
 
     key = hashlib.sha256(json.dumps({"data": dataset_fingerprint(data), "split": split,
-                                     "size": size, "captions": captions_per_image},
+                                     "size": size, "captions": captions_per_image,
+                                     **({"images": list(images)} if images is not None else {})},
                                     sort_keys=True).encode()).hexdigest()[:20]
     out = Path(cache_root or default_cache_root()) / "ceiling" / key
     if (out / "manifest.jsonl").exists():
         return out
     index = load_index(data, split)
-    real = RealSplitInput(data, split, size)
+    chosen = list(range(len(index))) if images is None else list(images)
+    real = RealSplitInput(data, split, size, indices=chosen)
     with atomic_directory(out, overwrite=out.exists()) as tmp:
         (tmp / "images").mkdir()
         rows = []
-        for i in range(len(index)):
+        for j, i in enumerate(chosen):
             name = f"images/{i:06d}.png"
-            Image.fromarray(real[i].permute(1, 2, 0).numpy()).save(tmp / name)
+            Image.fromarray(real[j].permute(1, 2, 0).numpy()).save(tmp / name)
             for c, caption in enumerate(index.captions(i)[:captions_per_image]):
                 rows.append({"file": name, "caption_id": f"{index.keys[i]}#{c}", "caption": caption,
                              "class_id": int(index.class_ids[i])})
         (tmp / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
+
+
+def ceiling_request(request: EvalRequest, captions_per_image: int) -> EvalRequest:
+    """The ceiling: real test images the dataset classifier never trained on (its held-out
+    share of each class), split in two by position: the first half evaluated exactly like a
+    model's samples, the second half the FD/KD reference (a split-half value, not the set
+    against itself). Without a dataset classifier (Inception features), all the split's images,
+    halved the same way."""
+    from dataclasses import replace
+
+    from harness.eval.classifier import held_out_indices
+
+    if not request.data:
+        raise UserError("the ceiling needs --data DATASET")
+    if request.extractor == "dataset-classifier" and request.classifier:
+        held = held_out_indices(request.classifier, request.data, request.split)
+    else:
+        held = list(range(len(load_index(request.data, request.split))))
+    evaluated, reference = held[0::2], held[1::2]
+    if len(reference) < 2:
+        raise UserError(f"{request.data}: too few held-out {request.split} images for a ceiling")
+    fake = real_as_samples(request.data, request.split, request.size or 64, captions_per_image,
+                           images=evaluated)
+    return replace(request, fake=str(fake), real_indices=tuple(reference))
 
 
 def _fidelity(req: EvalRequest, fake: ImageFolderInput, size: int, metrics, result: dict) -> None:
@@ -131,9 +161,12 @@ def _fidelity(req: EvalRequest, fake: ImageFolderInput, size: int, metrics, resu
             result["warnings"].append(f"non-standard Inception weights (SHA-256 {weights.sha256})")
     real, description = None, None
     if req.data:
-        real = RealSplitInput(req.data, req.split, size)
+        real = RealSplitInput(req.data, req.split, size, indices=req.real_indices)
         description = {"data": dataset_fingerprint(req.data), "split": req.split, "size": size,
                        "bbox": True, "n": len(real), "resize_filter": "bicubic"}
+        if req.real_indices is not None:
+            description["indices"] = hashlib.sha256(
+                json.dumps(list(req.real_indices)).encode()).hexdigest()[:16]
     elif req.real:
         real = ImageFolderInput(req.real, size)
     out = evaluate_sets(fake, real, metrics, settings, description)
