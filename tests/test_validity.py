@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from harness.eval.validity import checks, degrade, derangement
+from harness.eval.attributes import derangement
+from harness.eval.validity import (
+    LADDERS,
+    checks,
+    compared_pairs,
+    degrade,
+    ladder_conditions,
+    paired_difference,
+)
 
 
 def _images(n=4, size=32, seed=0):
@@ -25,6 +33,22 @@ def test_degradations_keep_shape_and_remove_what_they_say():
     assert not torch.equal(degrade(x, "noise"), x)
 
 
+def test_every_ladder_gets_worse_step_by_step():
+    """Each ladder moves the images further from the real ones at every step (in pixels)."""
+    g = torch.Generator().manual_seed(1)
+    smooth = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8, generator=g), size=64,
+                                             mode="bilinear") * 255
+    x = smooth.round().to(torch.uint8)
+    for name, levels in LADDERS.items():
+        errors = [(degrade(x, f"{name}{level}").float() - x.float()).abs().mean().item()
+                  for level in levels]
+        assert all(a < b for a, b in zip(errors, errors[1:], strict=False)), (name, errors)
+        assert all(degrade(x, f"{name}{level}").shape == x.shape for level in levels)
+    assert torch.equal(degrade(x, "mix100"), degrade(x, "mix100"))  # seeded
+    assert len(ladder_conditions()) == 16
+    assert ("real", "down2") in compared_pairs() and ("gauss64", "gauss128") in compared_pairs()
+
+
 def test_derangement_moves_every_caption():
     for n in (2, 5, 50):
         p = derangement(n, seed=n)
@@ -35,20 +59,40 @@ def _row(value, lo, hi):
     return {"value": value, "ci": [lo, hi]}
 
 
-def test_checks_need_separated_intervals_in_the_right_direction():
-    results = {"real": {"is": _row(5, 4.8, 5.2), "fid": _row(1, 0.8, 1.2), "rprec": _row(0.3, 0.25, 0.35)},
-               "down2": {"is": _row(4, 3.8, 4.2), "fid": _row(3, 2.8, 3.2), "rprec": _row(0.2, 0.14, 0.24)},
-               "down4": {"is": _row(3.9, 3.7, 4.1), "fid": _row(6, 5.5, 6.5), "rprec": _row(0.1, 0.05, 0.13)},
-               "shuffled": {"is": _row(5, 4.8, 5.2), "fid": _row(1, 0.8, 1.2),
-                            "rprec": _row(0.012, 0.004, 0.02)}}
-    out = checks(results)
-    assert out["is: real > down2 > down4"] is False  # down2 [3.8, 4.2] overlaps down4 [3.7, 4.1]
-    assert out["fid: real > down2 > down4"] is True  # lower is better, separated
-    assert out["rprec: real > down2 > down4"] is True
-    assert out["rprec: shuffled captions at chance (1/100 within the CI)"] is True
-    assert out["rprec: real above chance (CI above 1/100)"] is True
+def test_paired_difference_reads_the_draws_in_the_better_direction():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(0, 1, 2000)  # the resampling noise both conditions share
+    better = {"is": 5 + shared, "fid": 1 + 0.1 * shared}
+    worse = {"is": 4.9 + shared + 0.01 * rng.normal(0, 1, 2000), "fid": 1.2 + 0.1 * shared}
+    values = ({"is": _row(5, 3, 7), "fid": _row(1, 0.8, 1.2)},
+              {"is": _row(4.9, 2.9, 6.9), "fid": _row(1.2, 1, 1.4)})
+    diff = paired_difference(better, worse, *values)
+    # The marginal intervals overlap widely; the paired difference is 0.1 within ±0.02.
+    assert diff["is"]["value"] == pytest.approx(0.1)
+    assert 0.07 < diff["is"]["ci"][0] < 0.1 < diff["is"]["ci"][1] < 0.13
+    assert diff["fid"]["value"] == pytest.approx(0.2) and diff["fid"]["ci"] == pytest.approx([0.2, 0.2])
+
+
+def test_checks_need_the_paired_difference_above_zero():
+    names = ["real", "down2", "down4", "shuffled", *ladder_conditions()]
+    results = {k: {"is": _row(5, 4, 6), "rprec": _row(0.3, 0.25, 0.35)} for k in names}
+    results["shuffled"]["rprec"] = _row(0.012, 0.004, 0.02)
+    results["mix100"]["is"] = _row(1.2, 1.1, 1.3)
+    clear = {"is": _row(0.5, 0.2, 0.8), "rprec": _row(0.1, 0.05, 0.15)}
+    differences = {f"{a} > {b}": dict(clear) for a, b in compared_pairs()}
+    out = checks(results, differences)
+    assert out["is: real > down2 > down4"] and out["is: down ladder monotone, every step resolved"]
+    assert out["is: a ladder reaches the models' range (IS below 2)"]
+    assert out["rprec: shuffled captions at chance (1/100 within the CI)"]
+    assert out["rprec: real above chance (CI above 1/100)"]
+    differences["blur4 > blur8"] = {**clear, "is": _row(0.1, -0.05, 0.25)}  # one step not resolved
+    out = checks(results, differences)
+    assert not out["is: blur ladder monotone, every step resolved"]
+    assert out["rprec: blur ladder monotone, every step resolved"]
+    differences["down2 > down4"] = {**clear, "is": _row(-0.3, -0.5, -0.1)}  # reversed
+    assert not checks(results, differences)["is: real > down2 > down4"]
     results["shuffled"]["rprec"] = _row(0.05, 0.03, 0.07)
-    assert checks(results)["rprec: shuffled captions at chance (1/100 within the CI)"] is False
+    assert not checks(results, differences)["rprec: shuffled captions at chance (1/100 within the CI)"]
 
 
 @pytest.mark.integration
@@ -64,7 +108,13 @@ def test_validate_cli_on_a_small_dataset(smoke_data, tmp_path):
                  str(tmp_path / "clf" / "classifier.pt"), "--metrics", "is,fid,kid", "--bootstrap", "20",
                  "--out", str(out)]) == 0
     report = json.loads((out / "validity.json").read_text())
-    assert set(report["results"]) == {"real", "down2", "down4", "blur", "jpeg", "colour", "shuffled", "noise"}
+    assert set(report["results"]) == {"real", "down2", "down4", "blur", "jpeg", "colour", "shuffled",
+                                      "noise", *ladder_conditions()}
+    from harness.eval.classifier import held_out_indices
+
+    held = held_out_indices(tmp_path / "clf" / "classifier.pt", smoke_data)
+    assert report["settings"]["evaluated_images"] + report["settings"]["reference_images"] == len(held)
+    assert "real > down2" in report["differences"]
     for row in report["results"].values():
         for v in row.values():
             assert v["ci"][0] <= v["value"] <= v["ci"][1] or np.isclose(v["ci"][0], v["ci"][1])

@@ -63,9 +63,10 @@ def register(sub) -> None:
     src.add_argument("--ceiling", action="store_true",
                      help="evaluate the real --split images of --data the same way (the ceiling)")
     src.add_argument("--validate", action="store_true",
-                     help="metric validity: the real --split images of --data and controlled "
-                     "degradations of them (↓2↑, ↓4↑, blur, JPEG, colour, shuffled captions, "
-                     "noise), every metric with a 95%% bootstrap CI, at --size")
+                     help="metric validity: the real --split images of --data the classifier "
+                     "never trained on, controlled degradations of them (↓2↑, ↓4↑, blur, JPEG, "
+                     "colour, shuffled captions, noise) and graded ladders down to noise, every "
+                     "metric with a 95%% bootstrap CI and every step's paired difference, at --size")
     real = p.add_mutually_exclusive_group()
     real.add_argument("--real", help="folder of real images")
     real.add_argument("--data", help="dataset folder whose real images (and captions) to use")
@@ -96,8 +97,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, shuffling, KID subsets")
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--bootstrap", type=int, default=200,
-                   help="with --validate: bootstrap resamples per CI (default 200)")
+    p.add_argument("--bootstrap", type=int, default=2000,
+                   help="with --validate: bootstrap resamples per CI (default 2000)")
     p.add_argument("--out", default=None,
                    help="with --validate: folder for validity.json / validity.md (default validity-SIZE)")
     p.set_defaults(func=_eval)
@@ -156,7 +157,7 @@ def _eval(args) -> int:
         return _validate(args)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     from harness.errors import UserError
-    from harness.eval.evaluate import real_as_samples
+    from harness.eval.evaluate import ceiling_request
     from harness.eval.protocols import resolve
 
     protocol = resolve(args.protocol, args.captions_per_image, args.per_caption)
@@ -174,8 +175,8 @@ def _eval(args) -> int:
     elif args.ceiling:
         if not args.data:
             raise UserError("--ceiling needs --data DATASET")
-        fake = str(real_as_samples(args.data, args.split, args.size or 64, protocol.captions_per_image))
-        result = evaluate(replace(request, fake=fake))
+        result = evaluate(ceiling_request(replace(request, size=args.size or 64),
+                                          protocol.captions_per_image))
         result["settings"].update(protocol.settings())
     else:
         result = evaluate(request)

@@ -19,16 +19,20 @@ from harness.data.sources import load_index
 
 
 class RealSplitInput(Dataset):
+    """The images of a split (or of ``indices`` into it), box-cropped and resized."""
+
     def __init__(self, root: str | Path, split: str, size: int, use_bbox: bool = True,
-                 limit: int | None = None):
+                 limit: int | None = None, indices: list[int] | None = None):
         self.index = load_index(root, split)
         self.size, self.use_bbox = size, use_bbox
-        self.n = len(self.index) if limit is None else min(limit, len(self.index))
+        self.indices = list(range(len(self.index))) if indices is None else list(indices)
+        self.n = len(self.indices) if limit is None else min(limit, len(self.indices))
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int) -> torch.Tensor:
+        i = self.indices[i]
         img = load_image(self.index.image_paths[i])
         if self.use_bbox and self.index.bboxes is not None:
             img = img.crop(bbox_crop_box(self.index.bboxes[i], *img.size))

@@ -156,6 +156,19 @@ def _split_held_out(class_ids: np.ndarray, share: float) -> tuple[list[int], lis
     return train, held
 
 
+def held_out_indices(classifier_path, data_root, split: str = "test") -> list[int]:
+    """The images of ``split`` the classifier held out of its training (its ``held_out`` share
+    of each class; all of them when it trained on another split)."""
+    from harness.data.sources import load_index
+
+    ckpt = load_classifier(classifier_path)[1]
+    options = ClassifierOptions(**ckpt["options"])
+    index = load_index(data_root, split)
+    if options.split != split:
+        return list(range(len(index)))
+    return sorted(_split_held_out(index.class_ids, options.held_out)[1])
+
+
 def train_classifier(data_root: str | os.PathLike, out_dir: str | os.PathLike,
                      options: ClassifierOptions = ClassifierOptions(), progress: bool = True) -> dict:
     from harness.data.real_images import load_real_tensor

@@ -1,8 +1,11 @@
-"""Is the ruler sensitive? Every metric on the real test images and on controlled degradations
-of them, each value with a 95 % confidence interval (a bootstrap over images).
+"""Is the ruler sensitive where the models score? Every metric on real test images the dataset
+classifier never trained on, on controlled degradations of them, and on graded ladders of
+degradation down to where the models score, each value with a 95 % interval and each ordering
+decided by the interval of the paired difference.
 
-The test images are split by index parity: the odd half is the reference set of FID and KID,
-the even half is evaluated as it is ("real") and degraded:
+Images: the classifier's held-out share of the test split (it never trained on them), split by
+position: the first half is evaluated ("real", then degraded), the second half is the FID/KID
+reference. Degradations:
 - ``down2`` / ``down4``: down- and up-sampled by 2× / 4× (PIL bicubic): the detail a higher
   resolution adds, which Stage-II exists to add;
 - ``blur`` (Gaussian, σ = 1.5 px at 128, scaled with the size), ``jpeg`` (quality 15),
@@ -10,11 +13,17 @@ the even half is evaluated as it is ("real") and degraded:
 - ``shuffled``: the images unchanged, each paired with another image's caption (a derangement)
   for R-precision and attribute accuracy, which should fall to chance;
 - ``noise``: uniform random pixels.
-IS is computed over the whole set (one split), FID and KID against the reference half, with the
-dataset classifier's logits and ``mid`` features (as the evaluation proper); R-precision and
-attribute accuracy per image (R-precision on its first caption; attribute accuracy over the
-attributes all its captions name). Each interval resamples the evaluated images ``bootstrap`` times
-(a percentile interval corrected for the bootstrap's bias).
+Ladders (``LADDERS``), each from the real images down to near noise, so that the ruler is checked
+in the range where the models score (IS of a few, not the real images' tens): down-up sampling by
+2, 4, 8, 16; Gaussian blur σ 1, 2, 4, 8 px at 128; Gaussian pixel noise σ 16, 32, 64, 128 levels;
+mixing with uniform noise at 25, 50, 75, 100 %. A ladder is monotone when every step makes every
+metric worse with the 95 % interval of the paired difference on the wrong side of 0.
+IS is computed over the evaluated set (one split), FID and KID against the reference half, with
+the dataset classifier's logits and ``mid`` features (as the evaluation proper: a Fréchet/kernel
+distance in that feature space, not Inception's); R-precision and attribute accuracy per image
+(R-precision on its first caption; attribute accuracy over the attributes all its captions name).
+Every interval is a percentile bootstrap over the evaluated images (``bootstrap`` resamples, the
+same resamples for every condition, so that differences are paired).
 """
 
 from __future__ import annotations
@@ -29,10 +38,19 @@ import torch
 from PIL import Image
 
 from harness.errors import UserError
+from harness.eval.attributes import derangement
 
 DEGRADATIONS = ("real", "down2", "down4", "blur", "jpeg", "colour", "shuffled", "noise")
-METRIC_NAMES = {"is": "IS", "fid": "FID", "kid": "KID", "rprec": "R-precision", "attr": "attribute acc."}
+# Graded ladders: (name, levels); each condition is named f"{name}{level}".
+LADDERS = {"down": (2, 4, 8, 16), "blur": (1, 2, 4, 8), "gauss": (16, 32, 64, 128),
+           "mix": (25, 50, 75, 100)}
+METRIC_NAMES = {"is": "IS", "fid": "FD (classifier)", "kid": "KD (classifier)",
+                "rprec": "R-precision", "attr": "attribute acc."}
 LOWER_IS_BETTER = {"fid", "kid"}
+
+
+def ladder_conditions() -> list[str]:
+    return [f"{name}{level}" for name, levels in LADDERS.items() for level in levels]
 
 
 @dataclass(frozen=True)
@@ -43,7 +61,7 @@ class ValidityRequest:
     rprec_encoder: str | None = None
     attr_classifier: str | None = None
     metrics: tuple[str, ...] = ("is", "fid", "kid", "rprec", "attr")
-    bootstrap: int = 200
+    bootstrap: int = 2000
     kid_subset_size: int = 500
     seed: int = 0
     split: str = "test"
@@ -84,16 +102,32 @@ def degrade(images: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor:
     if kind == "noise":
         return torch.randint(0, 256, images.shape, dtype=torch.uint8,
                              generator=torch.Generator().manual_seed(seed + 0x5EED))
+    for name in LADDERS:
+        if kind.startswith(name) and kind[len(name):].isdigit():
+            return _ladder(images, name, int(kind[len(name):]), seed)
     raise ValueError(f"unknown degradation {kind!r}")
 
 
-def derangement(n: int, seed: int) -> np.ndarray:
-    """A permutation without fixed points: every image gets another image's caption."""
-    rng = np.random.default_rng(seed)
-    while True:
-        perm = rng.permutation(n)
-        if n < 2 or not np.any(perm == np.arange(n)):
-            return perm
+def _ladder(images: torch.Tensor, name: str, level: int, seed: int) -> torch.Tensor:
+    import torchvision.transforms.functional as TF
+
+    size = images.shape[-1]
+    gen = torch.Generator().manual_seed(seed + 0x1ADD + level)
+    if name == "down":
+        small = max(1, size // level)
+        return torch.stack([_tensor(_pil(x).resize((small, small), Image.BICUBIC)
+                                    .resize((size, size), Image.BICUBIC)) for x in images])
+    if name == "blur":
+        sigma = level * size / 128
+        k = min(2 * int(3 * sigma) + 1, 2 * (size // 2) - 1)
+        return TF.gaussian_blur(images, [k, k], [sigma, sigma])
+    x = images.float()
+    if name == "gauss":
+        x = x + level * torch.randn(x.shape, generator=gen)
+    else:  # mix: a share of uniform noise
+        noise = torch.randint(0, 256, x.shape, generator=gen).float()
+        x = (1 - level / 100) * x + (level / 100) * noise
+    return x.round().clamp(0, 255).to(torch.uint8)
 
 
 def _inception_score(logits: torch.Tensor) -> float:
@@ -135,6 +169,7 @@ def _classifier_features(images: torch.Tensor, classifier: str) -> tuple[torch.T
 def validate_metrics(req: ValidityRequest, progress: bool = True) -> dict:
     from harness.data.real_images import load_real_tensor
     from harness.data.sources import load_index
+    from harness.eval.classifier import held_out_indices
 
     unknown = sorted(set(req.metrics) - set(METRIC_NAMES))
     if unknown:
@@ -145,10 +180,10 @@ def validate_metrics(req: ValidityRequest, progress: bool = True) -> dict:
             raise UserError(f"--validate with {metric} needs {flag}")
     index = load_index(req.data, req.split)
     images = load_real_tensor(req.data, req.split, req.size, progress)
-    evaluated = np.arange(0, len(images), 2)
-    reference = np.arange(1, len(images), 2)
+    held = np.asarray(held_out_indices(req.classifier, req.data, req.split))
+    evaluated, reference = held[0::2], held[1::2]
     if len(reference) < 2:
-        raise UserError(f"{req.data}: too few {req.split} images to validate the metrics")
+        raise UserError(f"{req.data}: too few held-out {req.split} images to validate the metrics")
     _, ref_pool = _classifier_features(images[reference], req.classifier)
     from torch_fidelity.metric_fid import fid_features_to_statistics
 
@@ -165,7 +200,8 @@ def validate_metrics(req: ValidityRequest, progress: bool = True) -> dict:
     resamples = [rng.integers(0, len(evaluated), len(evaluated)) for _ in range(req.bootstrap)]
 
     results: dict[str, dict] = {}
-    for kind in DEGRADATIONS:
+    draws: dict[str, dict[str, np.ndarray]] = {}  # condition -> metric -> bootstrap values
+    for kind in (*DEGRADATIONS, *ladder_conditions()):
         x = degrade(images[evaluated], kind, req.seed)
         order = shuffle if kind == "shuffled" else np.arange(len(evaluated))
         logits, pool = _classifier_features(x, req.classifier)
@@ -200,41 +236,75 @@ def validate_metrics(req: ValidityRequest, progress: bool = True) -> dict:
             return float(np.nanmean(per_image[metric][idx]))
 
         everything = np.arange(len(evaluated))
-        row = {}
+        results[kind], draws[kind] = {}, {}
         for metric in req.metrics:
-            point = value(metric, everything)
             boot = np.array([value(metric, idx) for idx in resamples])
-            # Resampling with repeats inflates FID and KID and deflates IS (fewer distinct
-            # images): the percentile interval is shifted by that bias, estimated as the
-            # bootstrap mean minus the full-set value.
-            lo, hi = np.percentile(boot, [2.5, 97.5]) - (boot.mean() - point)
-            row[metric] = {"value": point, "ci": [float(lo), float(hi)]}
-        results[kind] = row
+            lo, hi = np.percentile(boot, [2.5, 97.5])
+            results[kind][metric] = {"value": value(metric, everything), "ci": [float(lo), float(hi)]}
+            draws[kind][metric] = boot
+    differences = {f"{a} > {b}": paired_difference(draws[a], draws[b], results[a], results[b])
+                   for a, b in compared_pairs()}
     chance = {"rprec": 1 / 100}
     return {"settings": {**asdict(req), "evaluated_images": int(len(evaluated)),
                          "reference_images": int(len(reference)), "chance": chance,
-                         "ci": f"95 % bias-corrected percentile bootstrap over the evaluated images "
-                               f"({req.bootstrap} resamples)"},
-            "results": results, "checks": checks(results)}
+                         "images": "the dataset classifier's held-out test images (never trained on): "
+                                   "first half evaluated, second half the FD/KD reference",
+                         "ci": f"95 % percentile bootstrap over the evaluated images ({req.bootstrap} "
+                               "resamples, shared by every condition: differences are paired)"},
+            "results": results, "differences": differences,
+            "checks": checks(results, differences)}
 
 
-def _separated(a: dict, b: dict, higher_better: bool) -> bool:
-    """a is better than b with non-overlapping intervals."""
-    return a["ci"][0] > b["ci"][1] if higher_better else a["ci"][1] < b["ci"][0]
+def compared_pairs() -> list[tuple[str, str]]:
+    """(better, worse) condition pairs whose paired difference is reported: real > ↓2↑ > ↓4↑,
+    and every step of every ladder (from the real images)."""
+    pairs = [("real", "down2"), ("down2", "down4")]
+    for name, levels in LADDERS.items():
+        steps = ["real", *(f"{name}{level}" for level in levels)]
+        pairs += list(zip(steps, steps[1:], strict=False))
+    return pairs
 
 
-def checks(results: dict) -> dict:
-    """The orderings a sensitive ruler must show: real better than ↓2↑ better than ↓4↑ with
-    non-overlapping CIs (required of IS, FID and attribute accuracy; reported for KID and
-    R-precision, which judge other things); shuffled captions at chance R-precision within the
-    CI; the real images' R-precision above chance."""
+def paired_difference(better: dict, worse: dict, better_value: dict, worse_value: dict) -> dict:
+    """Per metric: the difference in the better direction (positive: ``better`` scores better)
+    with the percentile interval of its paired bootstrap draws."""
     out = {}
+    for metric in better:
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        draws = sign * (better[metric] - worse[metric])
+        finite = draws[np.isfinite(draws)]
+        lo, hi = (np.percentile(finite, [2.5, 97.5]) if len(finite) else (np.nan, np.nan))
+        out[metric] = {"value": sign * (better_value[metric]["value"] - worse_value[metric]["value"]),
+                       "ci": [float(lo), float(hi)]}
+    return out
+
+
+def checks(results: dict, differences: dict) -> dict:
+    """The orderings a sensitive ruler must show, each from the interval of the paired
+    difference lying above 0: real better than ↓2↑ better than ↓4↑ (required of IS, FD and
+    attribute accuracy; reported for KD and R-precision, which judge other things); every ladder
+    monotone, step by step; the ladders reaching the models' range (IS below 2); shuffled
+    captions at chance R-precision within the CI; the real images' R-precision above chance."""
+    out = {}
+
+    def resolved(pair: str, metric: str) -> bool:
+        return differences[pair][metric]["ci"][0] > 0
+
     for metric in ("is", "fid", "kid", "attr", "rprec"):
         if metric not in results["real"]:
             continue
-        higher = metric not in LOWER_IS_BETTER
-        r, d2, d4 = (results[k][metric] for k in ("real", "down2", "down4"))
-        out[f"{metric}: real > down2 > down4"] = _separated(r, d2, higher) and _separated(d2, d4, higher)
+        out[f"{metric}: real > down2 > down4"] = resolved("real > down2", metric) and resolved(
+            "down2 > down4", metric)
+        for name, levels in LADDERS.items():
+            steps = ["real", *(f"{name}{level}" for level in levels)]
+            if all(s in results for s in steps):
+                out[f"{metric}: {name} ladder monotone, every step resolved"] = all(
+                    resolved(f"{a} > {b}", metric) for a, b in zip(steps, steps[1:], strict=False))
+    if "is" in results["real"]:
+        lows = [results[f"{name}{levels[-1]}"]["is"]["value"] for name, levels in LADDERS.items()
+                if f"{name}{levels[-1]}" in results]
+        if lows:
+            out["is: a ladder reaches the models' range (IS below 2)"] = min(lows) < 2
     if "rprec" in results["real"]:
         lo, hi = results["shuffled"]["rprec"]["ci"]
         out["rprec: shuffled captions at chance (1/100 within the CI)"] = lo <= 0.01 <= hi
@@ -244,7 +314,7 @@ def checks(results: dict) -> dict:
 
 def format_table(report: dict) -> str:
     metrics = list(next(iter(report["results"].values())))
-    lines = ["| degradation | " + " | ".join(METRIC_NAMES[m] for m in metrics) + " |",
+    lines = ["| condition | " + " | ".join(METRIC_NAMES[m] for m in metrics) + " |",
              "|---|" + "---|" * len(metrics)]
     for kind, row in report["results"].items():
         cells = []
@@ -252,6 +322,14 @@ def format_table(report: dict) -> str:
             v = row[m]
             cells.append(f"{v['value']:.4g} [{v['ci'][0]:.4g}, {v['ci'][1]:.4g}]")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    if report.get("differences"):
+        lines += ["", "Paired differences (better − worse, in the better direction; 95 % interval):", "",
+                  "| step | " + " | ".join(METRIC_NAMES[m] for m in metrics) + " |",
+                  "|---|" + "---|" * len(metrics)]
+        for pair, row in report["differences"].items():
+            cells = [f"{row[m]['value']:.3g} [{row[m]['ci'][0]:.3g}, {row[m]['ci'][1]:.3g}]"
+                     for m in metrics]
+            lines.append(f"| {pair} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"- {name}: {'yes' if ok else 'NO'}" for name, ok in report["checks"].items()]
     return "\n".join(lines) + "\n"
