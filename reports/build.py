@@ -8,6 +8,8 @@ import html
 import json
 from pathlib import Path
 
+import numpy as np
+
 from harness.atomic import write_text_atomic
 from harness.cells import markdown_cell
 from harness.eval.protocols import resolve as resolve_protocol
@@ -75,7 +77,7 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         skipped = {k: p.skipped for k, p in plan.items() if p.skipped}
         table, stats, seed_values = build_table(exp, frame, scale.seeds, human, skipped)
         val_curves, plateaus = _validation(uri, frame, exp, scale.seeds)
-        claims = check_claims(exp, seed_values, _not_judged(exp, scale.seeds, plateaus),
+        claims = check_claims(exp, seed_values, _not_judged(exp, frame, scale.seeds, plateaus),
                               _human_comparisons(runs_root, study_id))
         ev = scale.pipeline.get("eval") or {}
         protocol = resolve_protocol(ev.get("protocol"), ev.get("captions_per_image"), ev.get("per_caption"))
@@ -88,7 +90,10 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
                  "and no CI. The paper's ± is its split SD. 'IS per seed' lists every seed's value.",
                  "Claims: each pair decided by " + TEST_NAME + "; one seed is 'not tested', a run "
                  "that did not level off is 'not judged'.",
-                 "† the paper's value is remembered, not confirmed in a stored source (REFERENCE §1).",
+                 "† the paper's value is remembered, not confirmed in a stored source.",
+                 "FD / KD (classifier): Fréchet and kernel distances on the dataset classifier's "
+                 "block-3 features, the evaluation's feature space below the paper scale; not the "
+                 "Inception FID/KID of the literature, and not comparable with it.",
                  "Below the paper scale the data is the built-in synthbirds, not CUB: compare orderings, "
                  "not absolute values, with the paper."]
         notes += [f"‡ {r.columns.get('model', r.run)}: {r.footnote}" for r in exp.rows if r.footnote]
@@ -101,6 +106,7 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         md = [f"# {markdown_cell(exp.title)}", "", *[f"- {markdown_cell(n)}" for n in notes], "",
               to_markdown(table),
               "## The paper's claims in our numbers", "", claims_markdown(claims),
+              "## Do the models follow their captions?", "", _follows_captions(exp, frame, scale.seeds),
               "## IS variance: within a run and across seeds", "", _variance_split(exp, seed_values)]
         write_text_atomic(out / "table.md", "\n".join(md))
         write_text_atomic(out / "table.csv", to_csv(table))
@@ -188,10 +194,11 @@ def _validation(uri: str, frame, exp, seeds) -> tuple:
     import pandas as pd
 
     from reports.stats import plateau
+    from reports.tables import row_seeds
 
     rows, verdicts = [], {}
     for r in exp.rows:
-        for seed in seeds:
+        for seed in row_seeds(frame, r.run, seeds):
             name = f"{r.run}-s{seed}"
             match = frame[frame["name"] == name] if not frame.empty else frame
             if match.empty:
@@ -215,12 +222,14 @@ def _human_comparisons(runs_root: Path, study_id: str | None) -> dict | None:
     return scored.get("comparisons") if scored.get("study_id") == study_id else None
 
 
-def _not_judged(exp, seeds, plateaus: dict[str, dict]) -> dict[str, str]:
+def _not_judged(exp, frame, seeds, plateaus: dict[str, dict]) -> dict[str, str]:
     """Rows with a seed's run that has not levelled off (or cannot be seen to have: no
     validation curve, or an undecided one): their pairs are not judged."""
+    from reports.tables import row_seeds
+
     out = {}
     for r in exp.rows:
-        for seed in seeds:
+        for seed in row_seeds(frame, r.run, seeds):
             p = plateaus.get(f"{r.run}-s{seed}")
             if p is None:
                 why = "no validation curve"
@@ -232,6 +241,56 @@ def _not_judged(exp, seeds, plateaus: dict[str, dict]) -> dict[str, str]:
             out[r.run] = f"not levelled off: {why}"
             break
     return out
+
+
+def _follows_captions(exp, frame, seeds) -> str:
+    """Per row: attribute accuracy against its own captions and against shuffled captions (the
+    same images; the level of a model that ignores its text), the gain with its 95 % CI, and
+    R-precision beside its chance of 1/100. One seed: the CI is the evaluation's paired
+    bootstrap over images (R-precision: over its folds); several: a t interval over seeds."""
+    import math
+
+    from scipy import stats as sps
+
+    from reports.tables import row_seeds
+
+    def column(names: list[str], metric: str) -> list[float]:
+        col = f"metrics.eval.{metric}"
+        rows = frame[frame["name"].isin(names)] if not frame.empty else frame
+        return [] if rows.empty or col not in rows else [v for v in rows[col].tolist() if v == v]
+
+    def t_interval(values: list[float]) -> tuple[float, float]:
+        m, sd = sum(values) / len(values), float(np.std(values, ddof=1))
+        half = float(sps.t.ppf(0.975, len(values) - 1)) * sd / math.sqrt(len(values))
+        return m - half, m + half
+
+    lines = ["| run | seeds | attr (own captions) | attr (shuffled captions) | gain [95 % CI] | "
+             "follows its captions? | R-precision [95 % CI] (chance 0.01) |", "|---|---|---|---|---|---|---|"]
+    for r in exp.rows:
+        names = [f"{r.run}-s{s}" for s in row_seeds(frame, r.run, seeds)]
+        own, shuffled, gain = (column(names, m) for m in ("attr_mean", "attr_shuffled", "attr_gain"))
+        if not gain:
+            continue
+        if len(gain) == 1:
+            lo, hi = column(names, "attr_gain_lo")[0], column(names, "attr_gain_hi")[0]
+        else:
+            lo, hi = t_interval(gain)
+        rprec, folds = column(names, "rprec_mean"), column(names, "rprec_std")
+        if len(rprec) >= 2:
+            rlo, rhi = t_interval(rprec)
+        elif rprec and folds:  # 10 folds of the one run
+            half = float(sps.t.ppf(0.975, 9)) * folds[0] / math.sqrt(10)
+            rlo, rhi = rprec[0] - half, rprec[0] + half
+        else:
+            rlo = rhi = float("nan")
+        mean = lambda v: sum(v) / len(v)  # noqa: E731
+        word = "yes" if lo > 0 else ("no (below)" if hi < 0 else "not shown")
+        rtext = "–" if not rprec else f"{mean(rprec):.3f} [{rlo:.3f}, {rhi:.3f}]"
+        lines.append(f"| {markdown_cell(r.run)} | {len(gain)} | {mean(own):.3f} | {mean(shuffled):.3f} | "
+                     f"{mean(gain):+.3f} [{lo:+.3f}, {hi:+.3f}] | {word} | {rtext} |")
+    if len(lines) == 2:
+        return "No run has an attribute accuracy (the dataset has no attribute labels).\n"
+    return "\n".join(lines) + "\n"
 
 
 def _variance_split(exp, seed_values: dict) -> str:

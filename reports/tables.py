@@ -20,6 +20,10 @@ from reports.stats import evaluate_claims, seed_summary
 METRICS = [("IS", "eval.is_mean", "eval.is_std", 2), ("IS*", "eval.is_star_mean", "eval.is_star_std", 2),
            ("FID", "eval.fid", None, 1), ("KID", "eval.kid_mean", "eval.kid_std", 3),
            ("R-prec", "eval.rprec_mean", "eval.rprec_std", 3), ("attr", "eval.attr_mean", "eval.attr_std", 3)]
+# Column names: FID and KID are computed on the dataset classifier's block-3 features (the
+# evaluation's extractor below the Inception weights), so they are labelled by that feature
+# space, not as the Inception FID of the literature.
+COLUMN = {"FID": "FD (classifier)", "KID": "KD (classifier)"}
 # What a metric's within-run spread is taken over (its "±" when a row has one seed).
 WITHIN_RUN = {"IS": "splits", "IS*": "splits", "KID": "subsets", "R-prec": "folds", "attr": "images"}
 DATASET_NAMES = {"cub": "CUB", "oxford102": "Oxford-102", "coco": "COCO"}
@@ -28,6 +32,17 @@ DATASET_NAMES = {"cub": "CUB", "oxford102": "Oxford-102", "coco": "COCO"}
 def _seed_of(name: str) -> int | None:
     tail = name.rsplit("-s", 1)[-1]
     return int(tail) if tail.isdigit() else None
+
+
+def row_seeds(frame: pd.DataFrame, run: str, seeds: tuple[int, ...]) -> list[int]:
+    """The scale's seeds and any seed ``reproduce --decide`` added to this row."""
+    found = set(seeds)
+    if not frame.empty:
+        for name in frame["name"].dropna():
+            if name.startswith(f"{run}-s") and _seed_of(name) is not None \
+                    and name == f"{run}-s{_seed_of(name)}":
+                found.add(_seed_of(name))
+    return sorted(found)
 
 
 def _seed_values(frame: pd.DataFrame, names: list[str], metric: str) -> dict[int, float]:
@@ -96,7 +111,8 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
         spec = exp.runs[row.run]
         # A row not run at this scale shows no values, even if an earlier run left some in the
         # store: a table mixes no scales.
-        names = [] if (skipped or {}).get(row.run) else [f"{row.run}-s{s}" for s in seeds]
+        names = ([] if (skipped or {}).get(row.run) else
+                 [f"{row.run}-s{s}" for s in row_seeds(frame, row.run, seeds)])
         out = {}
         if len({r.dataset for r in exp.runs.values()}) > 1:
             out["dataset"] = DATASET_NAMES[spec.dataset]
@@ -120,7 +136,7 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
             out["human rank (ours)"] = f"{ours:.2f}" if ours is not None else "–"
             out["human rank (paper)"] = _paper(row.paper.get("human_rank"))
         for label, _, _, digits in METRICS[1:]:
-            out[label] = _fmt(per_metric[label], digits, WITHIN_RUN.get(label, ""))
+            out[COLUMN.get(label, label)] = _fmt(per_metric[label], digits, WITHIN_RUN.get(label, ""))
         out["IS per seed"] = _per_seed(seed_values[row.run]["IS"], 2)
         sub = frame[frame["name"].isin(names)] if not frame.empty else frame
         n_images = sub["tags.eval.n_images"].dropna().unique().tolist() if "tags.eval.n_images" in sub else []
@@ -136,7 +152,7 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
         if "dataset" in out:
             out["dataset"] = DATASET_NAMES["cub"]
         for label, m, spread, digits in METRICS:
-            key = "IS (ours)" if label == "IS" else label
+            key = "IS (ours)" if label == "IS" else COLUMN.get(label, label)
             out[key] = _fmt(_stat(frame, ["ceiling"], m, spread), digits, WITHIN_RUN.get(label, ""))
         n = ceiling["tags.eval.n_images"].iloc[0] if "tags.eval.n_images" in ceiling else "–"
         out["samples"], out["seeds"] = n if n == n else "–", "–"
@@ -150,7 +166,7 @@ DELTA_REASON = ("δ = half the paper's relative effect for the pair, times our w
                 "difference inside ±δ means the paper's effect is not there at half its size or more")
 
 
-def _claim_design(exp: Experiment, claim, seed_values: dict) -> dict:
+def claim_design(exp: Experiment, claim, seed_values: dict) -> dict:
     """Per pair: paired (both are Stage-II runs on the same Stage-I run, so seed s of each shares
     its Stage-I), the equivalence margin δ and the paper's effect, both in our units (the paper's
     relative effect times our worse run's mean)."""
@@ -201,7 +217,7 @@ def check_claims(exp: Experiment, seed_values: dict[str, dict[str, dict]],
     labels = {"is": "IS", "human_rank": "human_rank"}
     claims = [{"claim": c.claim, "metric": labels.get(c.metric, c.metric), "pairs": list(c.pairs),
                "lower_is_better": c.lower_is_better, "delta_reason": DELTA_REASON,
-               **_claim_design(exp, c, seed_values)} for c in exp.claims]
+               **claim_design(exp, c, seed_values)} for c in exp.claims]
     results = evaluate_claims(claims, seed_values, not_judged,
                               tests=human_tests(exp, human_comparisons))
     for result, claim in zip(results, exp.claims, strict=True):

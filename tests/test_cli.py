@@ -78,3 +78,10 @@ def test_parser_defaults_come_from_the_api_options():
     args = build_parser().parse_args(["data", "synth", "--out", "x"])
     d = SynthOptions()
     assert (args.classes, args.per_class, args.size, args.seed) == (d.classes, d.per_class, d.size, d.seed)
+
+
+def test_decide_options_are_checked_before_any_work(capsys):
+    assert main(["reproduce", "--preset", "smoke", "--budget", "1"]) == 2
+    assert "go with --decide" in capsys.readouterr().err
+    assert main(["reproduce", "--preset", "smoke", "--decide", "--max-seeds", "1"]) == 2
+    assert "at least 2" in capsys.readouterr().err

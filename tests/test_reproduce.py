@@ -155,3 +155,27 @@ def test_gate_fails_on_a_changed_kl_weight_and_names_what_moved(smoke, tmp_path,
     assert moved == {"cub-s1-64-s0"}  # the text encoder and classifiers did not move
     assert any("/loss_g/" in k for k, _, _ in result.moved)
     assert "cub-s1-64-s0/loss_g" in format_moved(result)
+
+
+def test_decide_adds_seeds_to_an_imprecise_pair_and_the_report_shows_them(smoke, tmp_path, monkeypatch):
+    from harness.reproduce.gate_worker import DATA_DIR
+    from harness.reproduce.pipeline import Pipeline, ReproduceOptions
+
+    root, _ = _copy_of(smoke, tmp_path)
+    monkeypatch.chdir(root)
+    pipe = Pipeline(ReproduceOptions(preset="smoke", runs_root="runs", reports_root="reports",
+                                     progress=False, human=False, decide=True, max_seeds=2,
+                                     only_runs=["cub-sg-128", "cub-sg-128-once"]))
+    pipe.data_root = DATA_DIR
+    pipe.log.say = lambda text: None
+    pipe.run_and_plan()
+    decided = json.loads((root / "runs" / "decide.json").read_text())
+    # One seed leaves "text twice helps" at 128 px without an interval: its two runs got a
+    # second seed, with the Stage-I they are built on, trained first; then max seeds.
+    assert [(s["row"], s["seed"]) for s in decided["steps"]] == [
+        ("cub-s1-64", 1), ("cub-sg-128", 1), ("cub-sg-128-once", 1)]
+    assert decided["seeds"]["cub-sg-128"] == [0, 1] and "2 seeds" in decided["stopped"]
+    for name in ("cub-s1-64-s1", "cub-sg-128-s1", "cub-sg-128-once-s1"):
+        assert (root / "runs" / name / "eval.json").exists()
+    md = (root / "reports" / "table2" / "table.md").read_text()
+    assert "s0: " in md and "s1: " in md and "| 1/1 paired |" not in md

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ class ReproduceOptions:
     human: bool = True
     only_runs: list[str] | None = None  # these run ids (and the Stage-I runs they need)
     executor: object | None = None  # harness.experiments.executors.Executor; None: serial
+    decide: bool = False  # add seeds to the runs of imprecise claim pairs (harness.reproduce.decide)
+    max_seeds: int = 10
+    budget_hours: float | None = None  # the --decide loop's training time; None: no limit
 
 
 @dataclass
@@ -214,7 +218,7 @@ class Pipeline:
             data=str(self.data_root), size=size, classifier=str(self.root / "classifier" / "classifier.pt"),
             rprec_encoder=str(self.root / "text-encoder-eval" / "encoder.pt") if "rprec" in metrics else None,
             attr_classifier=str(self.root / "attributes" / "attributes.pt") if "attr" in metrics else None,
-            metrics=metrics, bootstrap=validity.get("bootstrap", 200))
+            metrics=metrics, bootstrap=validity.get("bootstrap", 2000))
         out = self.root / "validity"
 
         def run() -> dict:
@@ -236,11 +240,13 @@ class Pipeline:
             wanted = set(self.opts.only_runs) | {runs[r].stage1 for r in self.opts.only_runs
                                                  if runs[r].stage1}
             runs = {k: v for k, v in runs.items() if k in wanted}
-        validate = self.pipe.get("validate") or {}
-        every = [f"train.validate_every={validate['every']}"] if validate.get("every") else []
         return plan_runs(runs, self.scale, self.root, {"cub": str(self.data_root)},
-                         ["data.check=false", *every, *self.opts.extra],
+                         ["data.check=false", *self._validate_overrides(), *self.opts.extra],
                          tracking_experiment=self.tracking_experiment)
+
+    def _validate_overrides(self) -> list[str]:
+        validate = self.pipe.get("validate") or {}
+        return [f"train.validate_every={validate['every']}"] if validate.get("every") else []
 
     def _validator(self, cfg):
         """The in-training validation of a run (val.fid at the evaluation size), when the scale
@@ -386,6 +392,71 @@ class Pipeline:
         self._ceiling(request, ev, upstream)
         self._diversity_samples(planned)
 
+    def decide_seeds(self, planned: list[PlannedRun]) -> None:
+        """``--decide``: seeds added where a claim's pair is not yet precise (IS pairs; the
+        human-rank pairs are decided over raters), the most informative per CPU-second first.
+        Writes ``<runs>/decide.json``: every step, the seeds each row got and why it stopped."""
+        from harness.atomic import write_text_atomic
+        from harness.reproduce.decide import PairState, decide
+        from reports.stats import ALPHA
+        from reports.tables import claim_design
+
+        runs = merge_runs(self.experiments)
+        trained = {p.spec.id for p in planned if not p.skipped and not p.external}
+
+        def value(row: str, seed: int) -> float | None:
+            path = self.root / f"{row}-s{seed}" / "eval.json"
+            if not path.exists():
+                return None
+            return json.loads(path.read_text())["values"].get("is_mean")
+
+        values: dict[str, dict[int, float]] = {}
+        for row in trained:
+            for seed in range(self.opts.max_seeds):
+                v = value(row, seed)
+                if v is not None:
+                    values.setdefault(row, {})[seed] = v
+        pairs = []
+        for exp in self.experiments:
+            for claim in exp.claims:
+                if claim.metric != "is":
+                    continue
+                design = claim_design(exp, claim, {r: {"IS": v} for r, v in values.items()})
+                for k, (better, worse) in enumerate(claim.pairs):
+                    if better in trained and worse in trained and design["delta"][k] == design["delta"][k]:
+                        pairs.append(PairState(better, worse, design["delta"][k], design["paired"][k]))
+        for pair in pairs:  # a fixed, conservative level: Holm's would depend on the p-values
+            pair.level = ALPHA / max(len(pairs), 1)
+
+        def cost(row: str) -> float:
+            seconds = [self.stamps.get(f"{kind}:{row}-s{s}") or {} for kind in ("train", "eval")
+                       for s in values.get(row, {})]
+            known = [x["seconds"] for x in seconds if "seconds" in x]
+            return sum(known) / max(len(values.get(row, {})), 1) if known else 600.0
+
+        def needs(row: str) -> list[str]:
+            return [runs[row].stage1] if runs[row].stage1 else []
+
+        def train(row: str, seed: int) -> tuple[float, float]:
+            started = time.time()
+            one = plan_runs({row: runs[row]}, self.scale, self.root, {"cub": str(self.data_root)},
+                            ["data.check=false", *self._validate_overrides(), *self.opts.extra],
+                            seeds=(seed,), tracking_experiment=self.tracking_experiment)
+            self.train_runs(one)
+            self.evaluate_runs(one)
+            return value(row, seed), time.time() - started
+
+        budget = math.inf if self.opts.budget_hours is None else self.opts.budget_hours * 3600
+        log = decide(pairs, values, train, cost, needs, self.opts.max_seeds, budget)
+        self.log.add(f"[decide] {len(log.steps)} runs added in {log.seconds:.0f} s; stopped: {log.stopped}")
+        write_text_atomic(self.root / "decide.json", json.dumps({
+            "rule": "add seeds while a pair's interval half-width (at α/m, m pairs) is at least δ/2",
+            "pairs": [{"better": p.better, "worse": p.worse, "delta": p.delta, "paired": p.paired,
+                       "level": p.level} for p in pairs],
+            "steps": log.steps, "stopped": log.stopped, "seconds": log.seconds,
+            "seeds": {row: sorted(v) for row, v in sorted(values.items())},
+            "max_seeds": self.opts.max_seeds, "budget_hours": self.opts.budget_hours}, indent=1))
+
     def _evaluate_external(self, p: PlannedRun, request, ev: dict, upstream: dict) -> None:
         """An external row: its samples folder evaluated like a run's samples, the result kept
         in ``<runs>/<row>/eval.json`` and logged to an MLflow run of the row's name."""
@@ -449,15 +520,16 @@ class Pipeline:
     def _ceiling(self, request, ev: dict, upstream: dict) -> None:
         from dataclasses import asdict, replace
 
-        from harness.eval.evaluate import evaluate, real_as_samples
+        from harness.eval.evaluate import ceiling_request, evaluate
         from harness.tracking.mlflow_tracker import Tracker, default_uri
 
         folder = self.root / "ceiling"
 
         def run() -> dict:
-            fake = real_as_samples(str(self.data_root), "test", request.size or 256,
-                                   self.protocol.captions_per_image)
-            result = evaluate(replace(request, fake=str(fake)))
+            ceiling = ceiling_request(replace(request, size=request.size or 256),
+                                      self.protocol.captions_per_image)
+            fake = ceiling.fake
+            result = evaluate(ceiling)
             result["settings"].update({**self.protocol.settings(), "per_caption": 1})
             from harness.atomic import write_text_atomic
 
@@ -538,6 +610,8 @@ class Pipeline:
         planned = self.plan()
         self.train_runs(planned)
         self.evaluate_runs(planned)
+        if self.opts.decide:
+            self.decide_seeds(planned)
         if self.opts.human:
             self.human_study(planned)
         if self.opts.report:
