@@ -87,6 +87,26 @@ def test_untrained_encoder_is_near_chance(trained):
     assert m["caption_to_image_top1"] < 2.5 * m["chance"]
 
 
+def test_trained_embeddings_have_unit_spread_on_the_training_captions(trained):
+    """The output scale is set after training so that the conditioning networks see text at
+    the scale of their noise, whatever scale the joint training left (harness.text.train)."""
+    from harness.data.sources import load_index
+    from harness.text.train import EMBEDDING_SD, encode_texts
+
+    root, out, metrics = trained
+    model, cfg, _ = load_text_encoder(out / "encoder.pt")
+    assert float(model.output_scale) == metrics["output_scale"] != 1.0
+    index = load_index(root, "train")
+    captions = [c for i in range(0, len(index), 3) for c in index.captions(i)]
+    sd = float(encode_texts(model, captions, cfg.max_length).std(dim=0).mean())
+    assert sd == pytest.approx(EMBEDDING_SD, rel=0.1)  # another sample of the same captions
+    # The scale does not change what the encoder retrieves (dot products scale together).
+    model.output_scale.fill_(1.0)
+    raw = encode_texts(model, captions[:5], cfg.max_length)
+    model.output_scale.fill_(metrics["output_scale"])
+    assert torch.allclose(encode_texts(model, captions[:5], cfg.max_length), raw * metrics["output_scale"])
+
+
 def test_second_train_call_reuses_the_checkpoint(trained, capsys):
     root, out, metrics = trained
     before = (out / "encoder.pt").stat().st_mtime_ns

@@ -64,13 +64,15 @@ class CharCNNRNN(nn.Module):
         else:
             raise ValueError(f"rnn_type {cfg.rnn_type!r}: choose gru or relu")
         self.proj = nn.Linear(cfg.rnn_dim, cfg.embedding_dim)
+        # Set after training (harness.text.train.output_scale_for): 1 while training.
+        self.register_buffer("output_scale", torch.ones(()))
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
         # Padding maps to an all-zero column: one_hot over ALPHABET_SIZE + 1, last class dropped.
         x = F.one_hot(chars, ALPHABET_SIZE + 1)[..., :ALPHABET_SIZE].to(compute_dtype()).transpose(1, 2)
         h = self.conv(x).transpose(1, 2)  # (B, T, cnn_dim)
         out, _ = self.rnn(h)
-        return self.proj(out.mean(dim=1))
+        return self.proj(out.mean(dim=1)) * self.output_scale
 
 
 class SmallImageEncoder(nn.Module):

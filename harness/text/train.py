@@ -32,7 +32,14 @@ from harness.serialization import load_torch_checked, save_torch_atomic
 from harness.text.alphabet import encode_batch
 from harness.text.models import PRESETS, CharCNNRNN, EncoderConfig, build_image_encoder, sje_loss
 
-CHECKPOINT_FORMAT = "stackgan-bench/text-encoder/1"
+CHECKPOINT_FORMAT = "stackgan-bench/text-encoder/2"  # /2: the output scale
+# The embeddings' per-dimension SD on the training captions, set after training. Trained jointly
+# with an image encoder, the dot-product loss leaves the text side's scale arbitrary (any factor
+# can move to the image side): measured 0.018 per dimension (norm 0.69 of 1024) at the quick
+# scale, where the conditioning FCs of every model (default init) then pass text about 100 times
+# weaker than their noise; scaled to 1, Stage-I's attribute gain rose from 0.006 to 0.031
+# (docs/captions.md).
+EMBEDDING_SD = 1.0
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,10 @@ def train_text_encoder(data_root: str | os.PathLike, out_dir: str | os.PathLike,
     key = cache_key(fingerprint, cfg, options)
     ckpt_path = out_dir / "encoder.pt"
     if ckpt_path.exists() and not force:
-        existing = load_checkpoint(ckpt_path)
+        try:
+            existing = load_checkpoint(ckpt_path)
+        except UserError:  # an older format: trained again
+            existing = {}
         if existing.get("cache_key") == key:
             print(f"{ckpt_path}: up to date for this dataset and config; reusing it")
             return existing["metrics"]
@@ -200,9 +210,11 @@ def train_text_encoder(data_root: str | os.PathLike, out_dir: str | os.PathLike,
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
     train_seconds = time.time() - started
 
+    text_model.output_scale.fill_(output_scale_for(text_model, train_idx, cfg.max_length))
     metrics = evaluate(text_model, image_model, cfg, test_idx, test_imgs)
     metrics.update({"final_loss": float(np.mean(losses[-50:])), "steps": steps,
-                    "train_seconds": round(train_seconds, 1), "data_fingerprint": fingerprint})
+                    "train_seconds": round(train_seconds, 1), "data_fingerprint": fingerprint,
+                    "output_scale": float(text_model.output_scale)})
     checkpoint = {
         "format": CHECKPOINT_FORMAT, "cache_key": key, "config": cfg.to_dict(),
         "options": asdict(options), "metrics": metrics, "data_fingerprint": fingerprint,
@@ -211,6 +223,18 @@ def train_text_encoder(data_root: str | os.PathLike, out_dir: str | os.PathLike,
     save_torch_atomic(checkpoint, ckpt_path)
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+@torch.no_grad()
+def output_scale_for(model: CharCNNRNN, index: DatasetIndex, max_length: int,
+                     images: int = 500) -> float:
+    """The factor that gives the embeddings a mean per-dimension SD of ``EMBEDDING_SD`` over
+    the captions of (up to) ``images`` training images spread over the split."""
+    picks = np.linspace(0, len(index) - 1, min(images, len(index))).round().astype(int)
+    texts = [c for i in picks for c in index.captions(int(i))]
+    emb = encode_texts(model, texts, max_length) / model.output_scale
+    sd = float(emb.std(dim=0).mean())
+    return EMBEDDING_SD / sd if sd > 0 else 1.0
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
