@@ -127,3 +127,43 @@ def test_images_differ_within_a_species(tiny_synth):
     folder = next((tiny_synth / "CUB_200_2011" / "images").iterdir())
     arrays = [np.asarray(Image.open(p), dtype=float) for p in sorted(folder.iterdir())[:2]]
     assert np.abs(arrays[0] - arrays[1]).mean() > 10
+
+
+def test_the_miniature_plain_scene_big_birds_salient_colours(tmp_path):
+    from dataclasses import replace
+
+    from harness.data.synthbirds.vocab import SALIENT_PALETTE
+    from harness.eval.attribute_renders import render_novel_birds
+
+    mini = replace(TINY, scene="plain", fill=(0.6, 0.9), palette="salient")
+    manifest = build_synthbirds(tmp_path / "mini", mini, workers=1, progress=False)
+    assert manifest["options"]["scene"] == "plain" and manifest["options"]["palette"] == "salient"
+    species = json.loads((tmp_path / "mini" / "species.json").read_text())
+    assert {s[k] for s in species for k in ("crown", "wing", "underparts", "tail")} <= set(SALIENT_PALETTE)
+    # The same seed gives the same bytes; the defaults' dataset is another one.
+    again = build_synthbirds(tmp_path / "again", mini, workers=2, progress=False)
+    assert again["fingerprint"] == manifest["fingerprint"]
+    default = build_synthbirds(tmp_path / "default", TINY, workers=1, progress=False)
+    assert default["fingerprint"] != manifest["fingerprint"]
+    # Big birds: every box spans at least half the image (the default's go down to a fifth).
+    for line in (tmp_path / "mini" / "CUB_200_2011" / "bounding_boxes.txt").read_text().splitlines():
+        _, _, _, w, h = (float(v) for v in line.split())
+        assert max(w, h) >= 0.5 * TINY.size
+    # A plain backdrop: with the bird drawn over it, a render's scene is the pale gradient.
+    from harness.data.synthbirds.render import render_bird
+
+    sp = make_species(1, 0, "salient")[0]
+    plain = render_bird(sp, np.random.default_rng(0), 64, "plain", (0.6, 0.9))
+    varied = render_bird(sp, np.random.default_rng(0), 64)
+    assert plain.background == "plain" and varied.background != "plain"
+    # The attribute classifier's novel-species renders follow the dataset's palette.
+    _, values = render_novel_birds(tmp_path / "mini", 6, 32, seed=0, workers=0)
+    assert {v[k] for v in values for k in ("crown_color", "wing_color")} <= set(SALIENT_PALETTE)
+
+
+def test_miniature_options_are_checked():
+    from dataclasses import replace
+
+    for bad in ({"scene": "forest"}, {"fill": (0.9, 0.5)}, {"palette": "neon"}):
+        with pytest.raises(UserError):
+            replace(TINY, **bad).validate()

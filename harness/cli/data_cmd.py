@@ -24,6 +24,13 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=_D.seed, help=f"seed (default {_D.seed})")
     p.add_argument("--test-classes", type=int, default=None,
                    help="classes in the test split (default: a quarter, 50 of 200 as CUB)")
+    p.add_argument("--scene", choices=("varied", "plain"), default=_D.scene,
+                   help="varied: sky, foliage, water, branch or meadow (default); plain: a pale "
+                   "backdrop (the CPU scales' miniature)")
+    p.add_argument("--fill", type=float, nargs=2, default=list(_D.fill), metavar=("MIN", "MAX"),
+                   help=f"the share of the frame the bird spans (default {_D.fill[0]} {_D.fill[1]})")
+    p.add_argument("--palette", choices=("full", "salient"), default=_D.palette,
+                   help="the part colours: full (CUB's 15, default) or salient (8 far apart)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_synth)
@@ -41,7 +48,8 @@ def _synth(args: argparse.Namespace) -> int:
     from harness.data.synthbirds.build import build_synthbirds
 
     opts = SynthOptions(classes=args.classes, per_class=args.per_class, size=args.size,
-                        seed=args.seed, test_classes=args.test_classes)
+                        seed=args.seed, test_classes=args.test_classes, scene=args.scene,
+                        fill=tuple(args.fill), palette=args.palette)
     manifest = build_synthbirds(args.out, opts, workers=args.workers, overwrite=args.overwrite)
     print(f"{args.out}: {manifest['num_images']} images of {manifest['num_classes']} species "
           f"({len(manifest['train_classes'])} train / {len(manifest['test_classes'])} test classes)"

@@ -39,8 +39,9 @@ def synthbirds_manifest(root: str | Path) -> dict | None:
     return manifest if manifest.get("dataset") == "synthbirds" else None
 
 
-def novel_species(root: str | Path, count: int, seed: int) -> list:
-    """``count`` species whose attribute combination is none of the dataset's species'."""
+def novel_species(root: str | Path, count: int, seed: int, palette: str = "full") -> list:
+    """``count`` species whose attribute combination is none of the dataset's species', their
+    colours from the dataset's palette."""
     from harness.data.synthbirds.vocab import make_species
 
     path = Path(root) / "species.json"
@@ -50,7 +51,7 @@ def novel_species(root: str | Path, count: int, seed: int) -> list:
     found, draw = [], 0
     while len(found) < count:
         # make_species draws up to 999 distinct combinations per seed; more seeds give more.
-        for sp in make_species(999, seed * 1000 + draw):
+        for sp in make_species(999, seed * 1000 + draw, palette):
             key = tuple(getattr(sp, k) for k in SPECIES_KEYS)
             if key not in taken:
                 taken.add(key)
@@ -62,8 +63,9 @@ def novel_species(root: str | Path, count: int, seed: int) -> list:
 
 
 class _Renders(Dataset):
-    def __init__(self, species: list, render_size: int, load: int, seed: int):
+    def __init__(self, species: list, render_size: int, load: int, seed: int, style: dict):
         self.species, self.render_size, self.load, self.seed = species, render_size, load, seed
+        self.style = style
 
     def __len__(self) -> int:
         return len(self.species)
@@ -73,7 +75,8 @@ class _Renders(Dataset):
         from harness.data.synthbirds.build import JPEG_QUALITY
         from harness.data.synthbirds.render import render_bird
 
-        rendered = render_bird(self.species[i], np.random.default_rng([self.seed, i]), self.render_size)
+        rendered = render_bird(self.species[i], np.random.default_rng([self.seed, i]), self.render_size,
+                               **self.style)
         # Through JPEG and the box crop, as the dataset's images are stored and read.
         buf = io.BytesIO()
         rendered.image.save(buf, format="JPEG", quality=JPEG_QUALITY)
@@ -92,8 +95,13 @@ def render_novel_birds(root: str | Path, count: int, load: int, seed: int,
     if manifest is None:
         raise UserError(f"{root}: not a synthbirds dataset (no synthbirds manifest.json); "
                         "novel-species renders exist only for the built-in dataset")
-    species = novel_species(root, count, seed)
-    size = int(manifest.get("options", {}).get("size", 304))
-    loader = DataLoader(_Renders(species, size, load, seed), batch_size=64, num_workers=workers)
+    from harness.data.synthbirds.build import SynthOptions
+
+    options = manifest.get("options", {})
+    style = SynthOptions(**{k: options[k] for k in ("scene", "fill", "palette") if k in options})
+    species = novel_species(root, count, seed, style.palette)
+    size = int(options.get("size", 304))
+    loader = DataLoader(_Renders(species, size, load, seed, style.style()), batch_size=64,
+                        num_workers=workers)
     images = torch.cat(list(loader)) if species else torch.empty(0, 3, load, load, dtype=torch.uint8)
     return images, [sp.attributes() for sp in species]

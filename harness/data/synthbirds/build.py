@@ -26,7 +26,7 @@ from harness.data.fingerprint import MANIFEST_NAME, fingerprint_from_hashes, sha
 from harness.data.safe_pickle import dump_pickle
 from harness.data.synthbirds.captions import make_captions
 from harness.data.synthbirds.render import CUB_PARTS, render_bird
-from harness.data.synthbirds.vocab import Species, attribute_ids, attribute_list, make_species
+from harness.data.synthbirds.vocab import PALETTES, Species, attribute_ids, attribute_list, make_species
 from harness.errors import UserError
 
 GENERATOR_VERSION = 2
@@ -42,6 +42,11 @@ class SynthOptions:
     size: int = 304  # the paper's high-resolution load size
     seed: int = 0
     test_classes: int | None = None  # None: a quarter of the classes (50 of 200, as CUB)
+    # The miniature (the CPU scales): scene "plain" (a pale backdrop instead of sky, foliage,
+    # water, branch or meadow), a bigger bird (fill), the eight-colour "salient" palette.
+    scene: str = "varied"
+    fill: tuple[float, float] = (0.25, 0.8)  # the share of the frame the bird spans
+    palette: str = "full"
 
     def n_test_classes(self) -> int:
         n = self.test_classes if self.test_classes is not None else self.classes // 4
@@ -56,6 +61,17 @@ class SynthOptions:
             raise UserError(f"--size must be between 32 and 1024, got {self.size}")
         if not 1 <= self.n_test_classes() < self.classes:
             raise UserError("the test split needs at least one class and must leave one for training")
+        if self.scene not in ("varied", "plain"):
+            raise UserError(f"scene {self.scene!r}: choose varied or plain")
+        lo, hi = self.fill
+        if not 0.1 <= lo <= hi <= 0.95:
+            raise UserError(f"fill {list(self.fill)}: two shares of the frame, 0.1 <= min <= max <= 0.95")
+        if self.palette not in PALETTES:
+            raise UserError(f"palette {self.palette!r}: choose one of {', '.join(PALETTES)}")
+
+    def style(self) -> dict:
+        """What render_bird needs besides the species."""
+        return {"scene": self.scene, "fill_range": tuple(self.fill)}
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,8 @@ class _Job:
     size: int
     seed: int
     out_dir: str
+    scene: str = "varied"
+    fill: tuple[float, float] = (0.25, 0.8)
 
 
 def _stem(job: _Job) -> str:
@@ -74,7 +92,7 @@ def _stem(job: _Job) -> str:
 
 def _render_job(job: _Job) -> dict:
     rng = np.random.default_rng([job.seed, job.image_id])
-    rendered = render_bird(job.species, rng, job.size)
+    rendered = render_bird(job.species, rng, job.size, job.scene, job.fill)
     captions, caption_keys = make_captions(job.species, rng, 10)
     buf = io.BytesIO()
     rendered.image.save(buf, format="JPEG", quality=JPEG_QUALITY)
@@ -116,7 +134,7 @@ def build_synthbirds(out: str | os.PathLike, options: SynthOptions = SynthOption
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists; choose another --out or pass --overwrite")
-    species = make_species(options.classes, options.seed)
+    species = make_species(options.classes, options.seed, options.palette)
     split_rng = np.random.default_rng([options.seed, 0x5B117])
     test_ids = set(
         int(i) + 1 for i in split_rng.permutation(options.classes)[: options.n_test_classes()])
@@ -128,7 +146,8 @@ def build_synthbirds(out: str | os.PathLike, options: SynthOptions = SynthOption
             (tmp / "CUB_200_2011" / "images" / sp.class_dir).mkdir(parents=True)
             (tmp / "text_c10" / sp.class_dir).mkdir(parents=True)
             for k in range(options.per_class):
-                jobs.append(_Job(len(jobs) + 1, sp, k, options.size, options.seed, str(tmp)))
+                jobs.append(_Job(len(jobs) + 1, sp, k, options.size, options.seed, str(tmp),
+                                 options.scene, tuple(options.fill)))
 
         results: list[dict] = []
         bar = tqdm(total=len(jobs), desc="rendering synthbirds", unit="img", disable=not progress)

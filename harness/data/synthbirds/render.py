@@ -115,7 +115,10 @@ def _background(kind: str, size: int, rng: np.random.Generator) -> tuple[Image.I
         return Image.fromarray(arr.astype(np.uint8))
 
     perch = None
-    if kind == "sky":
+    if kind == "plain":  # the miniature's scene: a pale, nearly uniform backdrop
+        tint = rng.integers(170, 215, 3)
+        img = vertical_gradient(tint + 20, tint)
+    elif kind == "sky":
         img = vertical_gradient((110 + rng.integers(0, 40), 160 + rng.integers(0, 40), 230),
                                 (220, 232, 245))
         draw = ImageDraw.Draw(img)
@@ -281,17 +284,20 @@ def _draw_bird(cv: _Canvas, sp: Species, rng: np.random.Generator) -> dict[str, 
     }
 
 
-def render_bird(species: Species, rng: np.random.Generator, size: int = 304) -> Rendered:
-    """Render one image of ``species`` at ``size``×``size`` with pose, scene, light and noise."""
+def render_bird(species: Species, rng: np.random.Generator, size: int = 304, scene: str = "varied",
+                fill_range: tuple[float, float] = (0.25, 0.8)) -> Rendered:
+    """Render one image of ``species`` at ``size``×``size`` with pose, scene, light and noise.
+    ``scene``: ``varied`` (sky, foliage, water, branch or meadow) or ``plain`` (a pale backdrop,
+    the miniature's); ``fill_range``: the share of the frame the bird spans."""
     big = size * SUPERSAMPLE
-    background = BACKGROUNDS[int(rng.integers(0, len(BACKGROUNDS)))]
+    background = BACKGROUNDS[int(rng.integers(0, len(BACKGROUNDS)))] if scene == "varied" else "plain"
     img, perch = _background(background, big, rng)
     draw = ImageDraw.Draw(img)
 
     mirror = bool(rng.integers(0, 2))  # facing left when mirrored
     angle = rng.uniform(-0.4, 0.4)
-    # The bird spans ~(2.6 + tail) units; choose a scale so it fills 25-80% of the frame.
-    fill = rng.uniform(0.25, 0.8)
+    # The bird spans ~(2.6 + tail) units; choose a scale so it fills that share of the frame.
+    fill = rng.uniform(*fill_range)
     scale = fill * big / 3.6
     if perch is not None and rng.uniform() < 0.8:
         # Stand on the perch: the feet (about 1.3 units below the body centre) touch it.

@@ -30,6 +30,11 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 IRIDESCENT_SHEEN = [(30, 150, 150), (40, 90, 190), (110, 60, 180), (40, 160, 110)]
 
+# The miniature's palette (SynthOptions.palette="salient"): eight colours far apart in RGB and
+# in name, so that a 32-pixel bird shows which one a caption names.
+SALIENT_PALETTE = ("red", "yellow", "blue", "green", "black", "white", "orange", "purple")
+PALETTES = {"full": tuple(COLOURS), "salient": SALIENT_PALETTE}
+
 PARTS = ("crown", "wing", "underparts", "tail")
 WING_PATTERNS = ("solid", "striped", "spotted", "multicoloured")
 BEAK_SHAPES = ("cone", "pointed", "hooked", "needle")
@@ -108,12 +113,13 @@ def _luma(colour: str) -> float:
     return 0.299 * r + 0.587 * g + 0.114 * b
 
 
-def make_species(n_classes: int, seed: int) -> list[Species]:
-    """Draw ``n_classes`` distinct species deterministically from ``seed``."""
+def make_species(n_classes: int, seed: int, palette: str = "full") -> list[Species]:
+    """Draw ``n_classes`` distinct species deterministically from ``seed``, their part colours
+    from ``palette`` (``PALETTES``)."""
     if not 1 <= n_classes <= 999:
         raise ValueError("the number of classes must be between 1 and 999")
     rng = np.random.default_rng([seed, 0x5B12D])
-    colours = list(COLOURS)
+    colours = list(PALETTES[palette])
     seen: set[tuple] = set()
     used_names: set[str] = set()
     species: list[Species] = []
