@@ -437,9 +437,10 @@ def test_attribute_classifier_and_ceiling_on_real_images(tmp_path, monkeypatch, 
     rows = images.rows
     shuffled = [table.caption_ids[r["caption_id"].rpartition("#")[0]][0] for r in rows]
     # The ceiling evaluates every other image (the other half is the FD/KD reference): 4 of each
-    # class's 8; a shift of 16 gives each image the captions of an image 4 classes away.
-    assert len(rows) == 40
-    shuffled = shuffled[16:] + shuffled[:16]
+    # class's 8, one row per caption (10 each); a shift of 4 classes' rows gives each image the
+    # captions of an image 4 classes away.
+    assert len(rows) == 400 and len({r["file"] for r in rows}) == 40
+    shuffled = shuffled[160:] + shuffled[:160]
     stack = torch.stack([images[i] for i in range(len(images))])
     wrong = attribute_accuracy(stack, shuffled, table, tmp_path / "attr" / "attributes.pt")["mean"]
     print(f"ceiling {real:.3f} vs shuffled captions {wrong:.3f}")

@@ -90,6 +90,8 @@ def plan_runs(runs: dict[str, RunSpec], scale: Scale, runs_root: str | Path,
             planned.append(PlannedRun(spec, seed, name, preset, overrides, cfg))
     by_name = {p.name: p for p in planned}
     for p in planned:
-        if p.spec.stage1 and p.skipped is None and by_name[run_name(p.spec.stage1, p.seed)].skipped:
+        # A Stage-I outside this plan (planned and trained on its own before) is not skipped here.
+        stage1 = by_name.get(run_name(p.spec.stage1, p.seed)) if p.spec.stage1 else None
+        if p.skipped is None and stage1 is not None and stage1.skipped:
             p.skipped, p.config = "its Stage-I run is skipped", None
     return planned
