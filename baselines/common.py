@@ -21,8 +21,8 @@ class OneStageModel:
         self.seed, self.device, self.z_dim = seed, torch.device(device), z_dim
         self.netG, self.netD = netG.to(self.device), netD.to(self.device)
         betas = (optim.beta1, optim.beta2)
-        self.optG = torch.optim.Adam(self.netG.parameters(), lr=optim.lr_g, betas=betas)
-        self.optD = torch.optim.Adam(self.netD.parameters(), lr=optim.lr_d, betas=betas)
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=optim.lr_g, betas=betas, eps=optim.eps)
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=optim.lr_d, betas=betas, eps=optim.eps)
         self.schedG = torch.optim.lr_scheduler.StepLR(self.optG, optim.lr_decay_epochs,
                                                       optim.lr_decay_factor)
         self.schedD = torch.optim.lr_scheduler.StepLR(self.optD, optim.lr_decay_epochs,

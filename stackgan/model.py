@@ -85,9 +85,9 @@ class StackGANModel:
             self.netG = Stage2Generator(cfg).to(self.device)
             self.netD = stage2_discriminator(cfg).to(self.device)
         self.optG = torch.optim.Adam([p for p in self.netG.parameters() if p.requires_grad],
-                                     lr=optim.lr_g, betas=(optim.beta1, optim.beta2))
+                                     lr=optim.lr_g, betas=(optim.beta1, optim.beta2), eps=optim.eps)
         self.optD = torch.optim.Adam(self.netD.parameters(), lr=optim.lr_d,
-                                     betas=(optim.beta1, optim.beta2))
+                                     betas=(optim.beta1, optim.beta2), eps=optim.eps)
         self.schedG = torch.optim.lr_scheduler.StepLR(self.optG, optim.lr_decay_epochs,
                                                       optim.lr_decay_factor)
         self.schedD = torch.optim.lr_scheduler.StepLR(self.optD, optim.lr_decay_epochs,

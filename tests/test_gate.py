@@ -9,11 +9,13 @@ from harness.errors import UserError
 from harness.reproduce.gate import (
     METRICS_RTOL,
     PIXELS_ATOL,
+    SPREAD_FACTOR,
     TRAINING_ATOL,
     TRAINING_RTOL,
     compare,
     format_moved,
     load_baseline,
+    measured_spread,
     pixel_signature,
     record_baseline,
     snapshot,
@@ -86,6 +88,34 @@ def test_the_verdict_does_not_depend_on_the_kernels_or_the_cpu():
         assert [k for k, _, _ in compare(far, _baseline(), here).moved] == ["run-a/loss_g/1"]
 
 
+def test_measured_spread_is_pooled_per_run_and_step_and_widens_only_its_values():
+    base = {"run-a/loss_g/1": 1.0, "run-a/kl/1": 2.0, "run-a/loss_g/2": 1.0, "run-a/kl/2": 4.0,
+            "run-a/loss_g/3": 0.5, "run-b/loss_g/2": 1.0, "run-a/eval.fid": 40.0,
+            "run-a/eval.pixels": [10.0, 20.0], "data/fingerprint": "abc"}
+    other = dict(base, **{"run-a/kl/2": 4.0 * (1 + 1e-3), "run-a/eval.fid": 40.5,
+                          "run-a/eval.pixels": [10.0, 20.25], "run-a/loss_g/1": 1.0 + 1e-9})
+    spread = measured_spread(base, other)
+    # run-a's step 2 moved by 1e-3 relative (its KL): every run-a curve value from step 2 on may
+    # move as much, relative to its own size; step 1 values 1e-9 relative; run-b nothing.
+    assert spread["run-a/loss_g/2"] == pytest.approx(1e-3) and spread["run-a/kl/2"] == pytest.approx(4e-3)
+    assert spread["run-a/loss_g/3"] == pytest.approx(0.5e-3)
+    assert spread["run-a/loss_g/1"] == pytest.approx(1e-9, rel=1e-6)
+    assert spread["run-a/kl/1"] == pytest.approx(2e-9, rel=1e-6)
+    assert "run-b/loss_g/2" not in spread and "data/fingerprint" not in spread
+    assert spread["run-a/eval.fid"] == 0.5 and spread["run-a/eval.pixels"] == 0.25
+    baseline = {"platform": _baseline()["platform"], "values": base, "spread": spread}
+    allowed = dict(base, **{"run-a/loss_g/3": 0.5 * (1 + SPREAD_FACTOR * 1e-3 * 0.9),
+                            "run-a/eval.fid": 40.0 + SPREAD_FACTOR * 0.5 * 0.9})
+    result = compare(allowed, baseline, _here())
+    assert result.passed, format_moved(result)
+    assert result.platform_note.count(f"(1 of them: {SPREAD_FACTOR}x their measured spread") == 2
+    for key, value in (("run-a/loss_g/3", 0.5 * (1 + SPREAD_FACTOR * 1e-3 * 1.1)),
+                       ("run-a/eval.fid", 40.0 + SPREAD_FACTOR * 0.5 * 1.1),
+                       ("run-b/loss_g/2", 1.0 * (1 + TRAINING_RTOL * 2)),  # no spread: the rule
+                       ("run-a/kl/1", 2.0 * (1 + TRAINING_RTOL * 2))):
+        assert [k for k, _, _ in compare(dict(base, **{key: value}), baseline, _here()).moved] == [key]
+
+
 def test_a_value_missing_on_either_side_fails_the_gate():
     gone = {k: v for k, v in VALUES.items() if not k.startswith("run-b/")}
     result = compare(gone, _baseline(), _here())
@@ -130,9 +160,11 @@ def test_pixel_signature_is_the_mean_of_each_channel_in_each_quarter(tmp_path):
 
 def test_baseline_file_round_trip_and_bad_files(tmp_path):
     path = tmp_path / "baseline.json"
-    record_baseline(path, {"platform": {"torch": TORCH, "blas": BLAS}, "values": VALUES})
-    assert json.loads(path.read_text())["rules"]["training"] == {"rtol": TRAINING_RTOL,
-                                                               "atol": TRAINING_ATOL}
+    record_baseline(path, {"platform": {"torch": TORCH, "blas": BLAS}, "values": VALUES},
+                    {"run-a/loss_g/1": 0.1})
+    recorded = json.loads(path.read_text())
+    assert recorded["rules"]["training"] == {"rtol": TRAINING_RTOL, "atol": TRAINING_ATOL}
+    assert recorded["spread"] == {"run-a/loss_g/1": 0.1} and recorded["spread_run"]["factor"] == SPREAD_FACTOR
     assert compare(dict(VALUES), load_baseline(path), _here()).passed
     with pytest.raises(UserError, match="no baseline yet"):
         load_baseline(tmp_path / "none.json")

@@ -176,6 +176,7 @@ _AT_LEAST_ONE = ("batch_size", "log_every", "checkpoint_every", "keep_last", "sa
 _FLOAT_RANGES = {  # key: (low, high, low inclusive, high inclusive)
     "optim.lr_g": (0.0, math.inf, False, False), "optim.lr_d": (0.0, math.inf, False, False),
     "optim.beta1": (0.0, 1.0, True, False), "optim.beta2": (0.0, 1.0, True, False),
+    "optim.eps": (0.0, math.inf, False, False),
     "optim.lr_decay_factor": (0.0, 1.0, False, True),
 }
 

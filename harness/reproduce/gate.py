@@ -5,27 +5,33 @@ process, and compares every loss curve, metric and generated image with the comm
 The verdict depends on the code, not on the machine. Two CPUs do not compute the same float32
 bits (their BLAS, oneDNN and vectorised kernels differ), and GAN training amplifies a last-bit
 difference to percents within a few steps. So the smoke experiment runs in float64
-(:mod:`harness.reproduce.numerics`), where kernel differences start near 1e-16 and stay far
-below the tolerances below after the smoke's few steps, and each value is compared by the rule of
-its group, whatever machine recorded the baseline:
+(:mod:`harness.reproduce.numerics`), where kernel differences start near 1e-16, and each value
+is compared by the rule of its group, whatever machine recorded the baseline:
 
 - ``data``: the dataset's fingerprint (numpy and PIL rendering), exact.
 - ``training``: losses, D outputs and KL at every logged step, the evaluation models' metrics:
   within ``TRAINING_RTOL`` relative (``TRAINING_ATOL`` absolute, for values that are zero by
-  cancellation, such as a KL near 0 or an IS spread of 1e-12).
+  cancellation, such as an IS spread of 1e-12).
 - ``metrics``: the evaluation metrics (IS, IS*, FID, KID, R-precision, attribute accuracy), which
   are computed from 8-bit images: within ``METRICS_RTOL`` (``METRICS_ATOL``). A float64 difference
   of 1e-7 still rounds a few pixels to the next 8-bit level, and FID/KID at the smoke's 48 images
   move by up to 2e-4 relative when they do.
 - ``pixels``: per generated image, the mean of each colour channel in each quarter of the image,
   within ``PIXELS_ATOL`` 8-bit levels.
-Measured (scripts/gate-portability, README "Regression gate"): under other ATen,
-MKL, OpenBLAS and numpy kernels the largest differences are 4.3e-7 relative (training), 7.2e-5
-(FID) and 0.0105 levels (pixels), all in GAWWN, whose first Adam steps amplify gradients near
-Adam's epsilon; every other run stays below 3e-9. Each rule allows about 10 times that. The
-smallest changes still caught in one run: a learning rate 1.0001 times larger (9 times the
-allowance), a KL weight of 1.99 instead of 2 (4 times; the smoke's KL is near 1e-5, so this
-moves the loss by 1e-7); a KL weight of 1.998 or a learning rate 1.00001 times larger is not.
+
+Or within ``SPREAD_FACTOR`` times the value's *measured spread*, where that is more: ``gate
+--update`` runs the experiment a second time under other kernels (``SPREAD_VARIANT``: MKL's
+COMPATIBLE branch, OpenBLAS's Zen kernels) and stores how far each value moved. Most move by
+less than 1e-8; but a few 128/256-px runs move by up to 1.5 % at their third or fourth step, and
+to nearly the same values under every other kernel tried (ATen's AVX2 and AVX-512 kernels agree
+with MKL's COMPATIBLE branch to 1e-6 there): a last-bit difference there switches the training
+to another discrete branch (as when an activation sits exactly at a kink; not traced further),
+rather than growing smoothly. A curve value's spread is its run's largest relative move at its
+step or before. Measured with
+scripts/gate-portability (README "Regression gate"): the held-out kernel variants stay within
+0.1 of the allowance in training and 0.2 in pixels, while a learning rate 1.00001 times larger
+(90 times the allowance) or a KL weight of 1.9999 instead of 2 (10 times) in one run fails; a KL
+weight of 1.99999 does not.
 """
 
 from __future__ import annotations
@@ -44,18 +50,24 @@ from PIL import Image
 
 from harness.atomic import write_text_atomic
 from harness.errors import UserError
+from harness.reproduce.numerics import KERNEL_VARIANTS
 
 BASELINE = Path(__file__).resolve().parents[2] / "gate" / "baseline.json"
 CURVE_KEYS = ("loss_d", "loss_g", "kl", "d_real", "d_fake", "d_wrong")
 TIMING_WORDS = ("seconds", "per_s", "time")  # wall-clock values are not results
 UPSTREAM = ("text-encoder", "text-encoder-eval", "classifier", "attributes", "ceiling", "data")
-FORMAT = "stackgan-bench/gate-baseline/3"
+FORMAT = "stackgan-bench/gate-baseline/4"  # /4: the measured spread
 PIXELS_KEY = "eval.pixels"
-# About 10 times the largest difference measured under other kernels (scripts/gate-portability:
-# 4.3e-7 relative in training, 7.2e-5 in metrics, 0.0105 levels in pixels, all from GAWWN).
+# About 10 times what other kernels moved the values that do not switch branch (scripts/gate-
+# portability, measured before the text embeddings were rescaled: 4.3e-7 relative in training,
+# 7.2e-5 in metrics, 0.0105 levels in pixels); the values that do get their measured spread.
 TRAINING_RTOL, TRAINING_ATOL = 5e-6, 1e-9
 METRICS_RTOL, METRICS_ATOL = 1e-3, 1e-6
 PIXELS_ATOL = 0.1  # 8-bit levels
+# The spread run, recorded with the baseline: the same experiment under MKL's cross-vendor
+# COMPATIBLE branch and OpenBLAS's Zen kernels, kernels other machines differ from these by.
+SPREAD_VARIANT = "mkl-compatible+openblas-zen"
+SPREAD_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -148,17 +160,59 @@ def snapshot(root: Path) -> dict[str, float | str | list[float]]:
     return values
 
 
+def _curve_key(key: str) -> tuple[str, int] | None:
+    """(run, step) of a loss-curve value ``run/what/step``; None for any other value."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[1] in CURVE_KEYS and parts[2].isdigit():
+        return parts[0], int(parts[2])
+    return None
+
+
+def measured_spread(first: dict, second: dict) -> dict[str, float]:
+    """How far other kernels move each value of the same code: the differences between the
+    baseline run and the spread run. A curve value gets its run's largest relative difference
+    over every curve value at its step or before, times its size: in a few runs a last-bit
+    difference switches training to another branch (measured: up to 1.5 % by the fourth step of
+    some 128/256-px runs, nearly the same values under ATen's AVX2 kernels as under MKL's
+    COMPATIBLE branch), and every value of that run from that step on can follow, so the spread is
+    read per run and step rather than trusted value by value."""
+    spread: dict[str, float] = {}
+    relative: dict[tuple[str, int], float] = {}
+    for key in sorted(set(first) & set(second)):
+        a, b = first[key], second[key]
+        if isinstance(a, str) or isinstance(b, str):
+            continue
+        diff = _difference(a, b)
+        if not math.isfinite(diff):
+            continue
+        spread[key] = diff
+        where = _curve_key(key)
+        if where is not None and a != 0:
+            relative[where] = max(relative.get(where, 0.0), diff / abs(a))
+    for key in spread:
+        where = _curve_key(key)
+        if where is not None:
+            run, step = where
+            rel = max((r for (name, s), r in relative.items() if name == run and s <= step), default=0.0)
+            spread[key] = max(spread[key], rel * abs(first[key]))
+    return {k: v for k, v in spread.items() if v > 0}
+
+
 @dataclass
 class GroupCount:
     rule: Rule
     values: int = 0
     largest: float = 0.0  # the largest difference, as a fraction of what the rule allows
     largest_key: str = ""
+    widened: int = 0  # values allowed their measured spread, being more than the rule's
 
     def line(self) -> str:
         seen = (f"; largest difference {self.largest:.2g} of the allowance ({self.largest_key})"
                 if self.largest_key else "; every value identical")
-        return f"{self.rule.group} values ({self.values}): {self.rule.text} — {self.rule.what}{seen}"
+        wider = (f" ({self.widened} of them: {SPREAD_FACTOR}x their measured spread, more than that)"
+                 if self.widened else "")
+        return (f"{self.rule.group} values ({self.values}): {self.rule.text}{wider} — "
+                f"{self.rule.what}{seen}")
 
 
 @dataclass
@@ -214,6 +268,7 @@ def compare(current: dict, baseline: dict, here: dict, runs: list[str] | None = 
     ``runs``: compare only these runs' values (and the shared upstream ones')."""
     reason = comparability(baseline.get("platform", {}), here)
     base = baseline["values"]
+    spread = baseline.get("spread", {})
     if runs is not None:
         keep = {*runs, *UPSTREAM}
         base = {k: v for k, v in base.items() if k.split("/")[0] in keep}
@@ -232,6 +287,9 @@ def compare(current: dict, baseline: dict, here: dict, runs: list[str] | None = 
         diff = _difference(a, b)
         scale = max(map(abs, a)) if isinstance(a, list) and a else a if isinstance(a, float) else 0.0
         allowed = count.rule.allowance(scale)
+        if SPREAD_FACTOR * spread.get(key, 0.0) > allowed:
+            allowed = SPREAD_FACTOR * spread[key]
+            count.widened += 1
         share = diff / allowed if allowed > 0 else (0.0 if diff == 0 else math.inf)
         if diff > 0 and share >= count.largest:
             count.largest, count.largest_key = share, key
@@ -294,11 +352,15 @@ def run_smoke(workdir: str | os.PathLike, extra: list[str] | None = None,
     return json.loads((workdir / RESULT_NAME).read_text())
 
 
-def record_baseline(path: str | os.PathLike, result: dict) -> None:
+def record_baseline(path: str | os.PathLike, result: dict, spread: dict[str, float] | None = None) -> None:
+    """``result``: what the smoke experiment wrote; ``spread``: its values' measured spread
+    (:func:`measured_spread` against the spread run; empty when not measured)."""
     rules = {name: {"rtol": r.rtol, "atol": r.atol} for name, r in RULES.items()}
-    write_text_atomic(path, json.dumps({"format": FORMAT, "platform": result["platform"],
-                                        "rules": rules, "values": result["values"]},
-                                       indent=1, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps({
+        "format": FORMAT, "platform": result["platform"], "rules": rules,
+        "spread_run": {"variant": SPREAD_VARIANT, "env": KERNEL_VARIANTS[SPREAD_VARIANT],
+                       "factor": SPREAD_FACTOR},
+        "spread": spread or {}, "values": result["values"]}, indent=1, sort_keys=True) + "\n")
 
 
 def load_baseline(path: str | os.PathLike) -> dict:
@@ -327,8 +389,11 @@ def run_gate(baseline: str | Path = BASELINE, update: bool = False, extra: list[
         recorded = load_baseline(baseline)  # fail before minutes of work
     with tempfile.TemporaryDirectory(prefix="stackgan-gate-") as tmp:
         result = run_smoke(workdir or tmp, extra, only_runs, progress=progress)
+        if update:  # the same experiment under other kernels: how far they move each value
+            other = run_smoke(Path(tmp) / "spread", extra, env=KERNEL_VARIANTS[SPREAD_VARIANT],
+                              progress=progress)
     if update:
-        record_baseline(baseline, result)
+        record_baseline(baseline, result, measured_spread(result["values"], other["values"]))
         return None
     return compare(result["values"], recorded, result["platform"],
                    runs=result["runs"] if only_runs else None)
