@@ -549,3 +549,26 @@ def test_the_ceiling_is_real_images_the_classifier_never_trained_on_split_in_hal
     evaluated = [int(r["file"].split("/")[1].split(".")[0]) for r in rows]
     assert evaluated == held[0::2] and list(request.real_indices) == held[1::2]
     assert not set(evaluated) & set(request.real_indices)  # FD/KD: one half against the other
+
+
+def test_degraded_training_crops_look_like_generated_images():
+    """The attribute classifier's augmentation (harness.eval.attributes.degrade_batch)."""
+    from harness.eval.attributes import DEGRADE_NOISE, degrade_batch
+
+    flat = torch.full((64, 3, 32, 32), 128, dtype=torch.uint8)
+    assert torch.equal(degrade_batch(flat, 0.0, torch.Generator().manual_seed(0)), flat)
+    out = degrade_batch(flat, 1.0, torch.Generator().manual_seed(1))
+    assert out.dtype == torch.uint8 and out.shape == flat.shape
+    assert torch.equal(out, degrade_batch(flat, 1.0, torch.Generator().manual_seed(1)))
+    # On a flat image only the noise shows: its SD is drawn uniformly from [0, DEGRADE_NOISE].
+    sd = (out.double() - 128).std(dim=(1, 2, 3))
+    assert sd.max() <= DEGRADE_NOISE * 1.05 and sd.mean() == pytest.approx(DEGRADE_NOISE / 2, rel=0.25)
+    half = degrade_batch(flat, 0.5, torch.Generator().manual_seed(2))
+    untouched = sum(torch.equal(half[i], flat[i]) for i in range(64))
+    assert 20 <= untouched <= 44  # about half (an SD below 0.5 level also leaves an image as it was)
+    # A sharp edge loses its sharpness in the down-up sampled and blurred images.
+    edge = torch.zeros((64, 3, 32, 32), dtype=torch.uint8)
+    edge[..., 16:] = 255
+    soft = degrade_batch(edge, 1.0, torch.Generator().manual_seed(3)).double()
+    step = (soft[..., 17] - soft[..., 14]).mean(dim=(1, 2))
+    assert (step < 200).sum() >= 20 and step.max() > 200  # some softened, some only noisy

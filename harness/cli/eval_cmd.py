@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 from harness.cli.common import add_command, add_group
+from harness.eval.attributes import AttributeOptions
 from harness.eval.classifier import DEFAULT_STEPS, ClassifierOptions
 from harness.eval.protocols import PROTOCOLS
 
@@ -45,6 +46,9 @@ def register(sub) -> None:
                    help="synthbirds only: birds of attribute combinations no species has, added to "
                         "the training images so the classifier reads parts instead of species "
                         "(default: as many as the real training images; 0: none)")
+    p.add_argument("--degrade", type=float, default=AttributeOptions.degrade,
+                   help="share of training crops degraded like generated images (down-up sampling, "
+                        f"noise, blur) so that it reads them (default {AttributeOptions.degrade}; 0: none)")
     p.set_defaults(func=_train_attributes)
 
     p = sub.add_parser(
@@ -108,7 +112,8 @@ def _train_attributes(args) -> int:
     from harness.eval.attributes import AttributeOptions, train_attribute_classifier
 
     metrics = train_attribute_classifier(args.data, args.out, AttributeOptions(
-        steps=args.steps, seed=args.seed, image_size=args.size, renders=args.renders))
+        steps=args.steps, seed=args.seed, image_size=args.size, renders=args.renders,
+        degrade=args.degrade))
     print(json.dumps(metrics, indent=2))
     return 0
 
