@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
     ("data.num_workers=-1", "data.num_workers: -1 is less than 0"),
     ("optim.lr_g=0", r"optim.lr_g: 0.0 is not in \(0, inf\)"),
     ("optim.beta2=1", r"optim.beta2: 1.0 is not in \[0, 1\)"),
+    ("optim.eps=0", r"optim.eps: 0.0 is not in \(0, inf\)"),
     ("optim.lr_decay_factor=1.5", r"optim.lr_decay_factor: 1.5 is not in \(0, 1\]"),
     ("model.kl_weight=inf", r"model.kl_weight: inf is not in \[0, inf\)"),
     ("model.r_num=0", "model.r_num: 0 is less than 1"),

@@ -305,3 +305,14 @@ def test_gradient_accumulation_is_deterministic_and_finite():
         halves.append(alone.train_step(half, 0))
     for name in ("loss_d", "d_real", "d_wrong", "d_fake"):
         assert sa[name] == pytest.approx((halves[0][name] + halves[1][name]) / 2, rel=1e-6), name
+
+
+def test_adam_epsilon_from_the_config_reaches_both_optimisers_of_every_family():
+    """optim.eps: 1e-8 by default (all three originals); the gate's smoke scale sets 1e-3."""
+    from baselines.gan_int_cls import GanIntClsConfig, GanIntClsModel
+
+    for optim, eps in ((OptimConfig(), 1e-8), (OptimConfig(eps=1e-3), 1e-3)):
+        stackgan = StackGANModel(ModelConfig(stage=1, **TINY), optim)
+        baseline = GanIntClsModel(GanIntClsConfig(gf_dim=8, df_dim=8, image_size=64), optim)
+        for opt in (stackgan.optG, stackgan.optD, baseline.optG, baseline.optD):
+            assert [g["eps"] for g in opt.param_groups] == [eps] * len(opt.param_groups)
