@@ -4,7 +4,6 @@ under several noise vectors, and Stage-I beside Stage-II for the same samples.""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -14,7 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from PIL import Image  # noqa: E402
+
+from harness.data.dataset import load_image  # noqa: E402
+from harness.data.samples_manifest import MANIFEST, read_manifest  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -83,10 +84,9 @@ def validity_plot(report: dict, path: Path) -> Path | None:
 
 
 def _manifest(folder: Path) -> list[dict]:
-    path = folder / "manifest.jsonl"
-    if not path.exists():
+    if not (folder / MANIFEST).exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_manifest(folder)
 
 
 def samples_grid(sample_dirs: dict[str, Path], path: Path, captions: int = 4) -> Path | None:
@@ -109,7 +109,7 @@ def samples_grid(sample_dirs: dict[str, Path], path: Path, captions: int = 4) ->
         by_id = {rec["caption_id"]: rec for rec in recs if rec.get("sample_index", 0) == 0}
         for c, cid in enumerate(chosen):
             ax = axes[r][c]
-            ax.imshow(Image.open(sample_dirs[model] / by_id[cid]["file"]).convert("RGB"))
+            ax.imshow(load_image(sample_dirs[model] / by_id[cid]["file"]))
             ax.set_xticks([])
             ax.set_yticks([])
             texts[cid] = by_id[cid]["caption"]
@@ -137,7 +137,7 @@ def noise_grid(folder: Path, path: Path, title: str) -> Path | None:
             ax.set_xticks([])
             ax.set_yticks([])
             if c < len(recs_r):
-                ax.imshow(Image.open(folder / recs_r[c]["file"]).convert("RGB"))
+                ax.imshow(load_image(folder / recs_r[c]["file"]))
         axes[r][0].set_ylabel(textwrap.fill(recs_r[0]["caption"], 22), fontsize=6)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
@@ -152,7 +152,7 @@ def stage_pairs(folder: Path, path: Path, count: int = 6) -> Path | None:
     for c, rec in enumerate(recs):
         for r, key in enumerate(("stage1_file", "file")):
             ax = axes[r][c]
-            ax.imshow(Image.open(folder / rec[key]).convert("RGB"))
+            ax.imshow(load_image(folder / rec[key]))
             ax.set_xticks([])
             ax.set_yticks([])
         axes[0][c].set_title(textwrap.fill(rec["caption"], 24), fontsize=6)

@@ -95,7 +95,8 @@ def register(sub) -> None:
                    "from the generator's)")
     p.add_argument("--attr-classifier", help="attribute classifier (`attributes train`) for attr")
     p.add_argument("--size", type=int, default=None,
-                   help="resize every image to this square size (default: the fake images' size)")
+                   help="resize every image to this square size (default: the extractor's input size: "
+                        "the dataset classifier's training size, 299 for Inception, else 64)")
     p.add_argument("--splits", type=int, default=10, help="IS splits (default 10)")
     p.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, shuffling, KID subsets")

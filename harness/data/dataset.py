@@ -7,6 +7,7 @@ strategy, the raw caption text, the class id and, for the ``other_class`` strate
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,13 +83,29 @@ class DataOptions:
                             f"the load size (image sizes {self.image_sizes})")
 
 
+# The largest image any reader decodes: 4096 x 4096 (CUB's, Oxford-102's and COCO's images are
+# at most 640 px a side). The header is read first, so a small file declaring a huge size is
+# refused before its pixels are decoded (a 17.6 KB PNG declaring 12000 x 12000 took 21 GB).
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
 def load_image(path) -> Image.Image:
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL warns above 89 MP; such a file is refused below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            width, height = im.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise UserError(f"{path}: declares {width}x{height} pixels, more than the "
+                                f"{MAX_IMAGE_PIXELS:,} this harness reads (MAX_IMAGE_PIXELS)")
             im.load()
             return im.convert("RGB")
     except FileNotFoundError as exc:
         raise UserError(f"{path}: image file is missing") from exc
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path}: declares more than {MAX_IMAGE_PIXELS:,} pixels, the most this "
+                        f"harness reads (PIL: {exc})") from exc
     except (OSError, UnidentifiedImageError) as exc:
         raise UserError(f"{path}: unreadable or corrupt image ({exc})") from exc
 

@@ -43,13 +43,24 @@ class EvalRequest:
     real_indices: tuple[int, ...] | None = None  # the reference: these images of the split only
 
 
+def default_size(req: EvalRequest) -> int:
+    """The size images are judged at when none is given: the extractor's own input size, never
+    the input's (a file declaring 12000 x 12000 pixels must not size the evaluation)."""
+    if req.extractor == "dataset-classifier" and req.classifier:
+        from harness.eval.classifier import ClassifierOptions, load_classifier
+
+        return ClassifierOptions(**load_classifier(req.classifier)[1]["options"]).image_size
+    if req.extractor == "inception-v3-compat":
+        return 299
+    return 64
+
+
 def evaluate(req: EvalRequest) -> dict:
     unknown = [m for m in req.metrics if m not in ALL_METRICS]
     if unknown:
         raise UserError(f"unknown metric(s) {unknown}; known: {', '.join(ALL_METRICS)}")
-    fake = ImageFolderInput(req.fake, req.size)
-    size = req.size or int(fake[0].shape[-1])
-    fake.size = size
+    size = req.size or default_size(req)
+    fake = ImageFolderInput(req.fake, size)
     result = {"values": {}, "warnings": [], "settings": {"resize": size, "resize_filter": "bicubic"}}
     fidelity = tuple(m for m in req.metrics if m in FIDELITY_METRICS)
     if fidelity:

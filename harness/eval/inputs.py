@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from harness.data.dataset import load_image
+from harness.data.samples_manifest import MANIFEST, read_manifest
 from harness.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -30,9 +30,8 @@ class ImageFolderInput(Dataset):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise UserError(f"{self.folder}: image folder does not exist")
-        manifest = self.folder / "manifest.jsonl"
-        if manifest.exists():
-            rows = [json.loads(ln) for ln in manifest.read_text().splitlines() if ln.strip()]
+        if (self.folder / MANIFEST).exists():
+            rows = read_manifest(self.folder)
             self.paths = [self.folder / r["file"] for r in rows]
             self.rows = rows
         else:

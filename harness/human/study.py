@@ -26,7 +26,9 @@ import numpy as np
 from PIL import Image
 
 from harness.atomic import atomic_directory
+from harness.data.dataset import load_image
 from harness.data.real_images import RealSplitInput
+from harness.data.samples_manifest import read_manifest
 from harness.data.sources import load_index
 from harness.errors import UserError
 
@@ -98,13 +100,8 @@ def pick_captions(root: str, split: str, count: int, per_class: bool, seed: int)
 
 def _images_from_samples(folder: Path, caption_ids: list[str], per_model: int) -> dict[str, list[dict]]:
     records: dict[str, list[dict]] = {}
-    with open(folder / "manifest.jsonl", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{folder / 'manifest.jsonl'}: line {n} is not valid JSON") from exc
-            records.setdefault(rec["caption_id"], []).append(rec)
+    for rec in read_manifest(folder, required=("caption_id",)):
+        records.setdefault(rec["caption_id"], []).append(rec)
     out = {}
     for cid in caption_ids:
         recs = sorted(records.get(cid, []), key=lambda r: r.get("sample_index", 0))
@@ -177,7 +174,7 @@ def _make_study(opts: StudyOptions, out: Path, sources, names, kinds, data, capt
                            seed=opts.seed, device=opts.device, progress=opts.progress,
                            caption_ids=caption_ids)
             images[name] = _images_from_samples(folder, caption_ids, opts.per_model)
-        size = Image.open(images[names[0]][caption_ids[0]][0]["file"]).size[0]
+        size = load_image(images[names[0]][caption_ids[0]][0]["file"]).size[0]
 
         share = tmp / "share"
         (share / "images").mkdir(parents=True)
@@ -193,7 +190,7 @@ def _make_study(opts: StudyOptions, out: Path, sources, names, kinds, data, capt
                 dst = share / "images" / f"{image_id}.png"
                 if src is not None:
                     # Re-encode: a copied file could carry the model's name in its metadata.
-                    _save_png(np.array(Image.open(src).convert("RGB")), dst)
+                    _save_png(np.array(load_image(src)), dst)
                 else:
                     _save_png(arr, dst)
                 key_images[image_id] = {"group": gid, "model": label, **meta}
@@ -279,6 +276,9 @@ def _make_study(opts: StudyOptions, out: Path, sources, names, kinds, data, capt
                "data": str(Path(data).resolve()), "image_size": size}
         (tmp / "study.json").write_text(json.dumps(study, indent=1, ensure_ascii=False), encoding="utf-8")
         (tmp / "key.json").write_text(json.dumps(key, indent=1), encoding="utf-8")
+        # The study folder follows the umask (a group can share it); key.json holds the model
+        # key and every token, so only its owner reads it.
+        (tmp / "key.json").chmod(0o600)
         from harness.human.form import render_form, render_sheet
 
         for rater in raters:
