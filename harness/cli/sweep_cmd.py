@@ -47,7 +47,7 @@ def _sweep(args) -> int:
     except ValueError as exc:
         raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from exc
     grid = parse_grid(args.grid)
-    base = load_config(args.config, args.overrides)
+    base = load_config(args.config, args.overrides, resolve_code=True)
     executor = None  # the default pool: one worker per core
     if args.executor == "serial":
         from harness.experiments.executors import Executor

@@ -85,13 +85,14 @@ def _train(args) -> int:
     from harness.runner.trainer import train
 
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        load_config(args.config, args.overrides)  # refuse a bad config before starting N copies
+        # Refuse a bad config before starting N copies.
+        load_config(args.config, args.overrides, resolve_code=True)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={args.nproc}", "-m", "harness.cli.main", "train",
                "--config", args.config, *args.overrides] + (["--resume"] if args.resume else [])
         return subprocess.call(cmd)
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides, resolve_code=True)
     result = train(cfg, resume=args.resume)
     print(f"{result.run_dir}: {result.steps} steps"
           + (f" (stopped by signal {result.stopped_by_signal})" if result.stopped_by_signal else ""))

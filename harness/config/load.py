@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from harness.config.schema import RESUME_SAFE_KEYS, RunConfig
+from harness.config.yaml_plain import load_plain
 from harness.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -76,7 +77,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path.resolve() in seen:
         raise UserError(f"{path}: 'inherit' forms a cycle")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_plain(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
@@ -112,7 +113,12 @@ def _deep_merge(base: dict, top: dict) -> dict:
     return out
 
 
-def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = (),
+                resolve_code: bool = False) -> RunConfig:
+    """The config of ``preset`` with ``overrides``, checked. A model of the user's own
+    (``family: file.py:Class`` or ``module:Class``) is imported — its code runs — only with
+    ``resolve_code``, which the commands that build a model pass (its ``custom`` section is then
+    checked against its ``Config``); commands that only read a config never run its code."""
     conf = OmegaConf.structured(RunConfig)
     source = "defaults"
     try:
@@ -129,17 +135,18 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...
     except OmegaConfBaseException as exc:
         raise _explain(exc, source) from exc
     cfg: RunConfig = OmegaConf.to_object(conf)  # type: ignore[assignment]
-    validate(cfg)
+    validate(cfg, resolve_code)
     return cfg
 
 
-def validate(cfg: RunConfig) -> None:
+def validate(cfg: RunConfig, resolve_code: bool = False) -> None:
     from harness.config.schema import FAMILIES
 
     if cfg.family not in FAMILIES:
-        from harness.runner.build import family_section
+        if resolve_code:
+            from harness.runner.build import family_section
 
-        family_section(cfg)  # resolves the user's class and builds its Config from `custom`
+            family_section(cfg)  # imports the user's class, builds its Config from `custom`
         errors = []
         if cfg.optim.grad_accumulation != 1:
             errors.append(f"optim.grad_accumulation: the {cfg.family} step has no micro-batches")
@@ -237,7 +244,7 @@ def from_yaml_file(path: str | os.PathLike) -> RunConfig:
 def from_yaml_text(text: str, path: str = "<config>") -> RunConfig:
     """A config as ``to_yaml`` wrote it; ``path`` names it in errors."""
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_plain(text) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not a readable YAML config ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):

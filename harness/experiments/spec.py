@@ -4,12 +4,14 @@ reference is refused with the file and the key."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from harness.config.load import resolve_named_yaml
+from harness.config.yaml_plain import load_plain
 from harness.errors import UserError
 
 EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "experiments"
@@ -77,7 +79,7 @@ class Scale:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_plain(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except yaml.YAMLError as exc:
@@ -98,6 +100,17 @@ def _check_keys(where: str, data: dict, required: set[str], optional: set[str] =
         raise UserError(f"{where}: missing key(s) {missing}")
 
 
+# Experiment names and run ids become folder names (reports/<experiment>, runs/<scale>/<run>-s<seed>):
+# one path component of plain characters, so that no name writes outside its folder.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def _check_name(where: str, name) -> None:
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        raise UserError(f"{where}: {name!r} is not a valid name (letters, digits, '_', '.', '-'; "
+                        "it becomes a folder name, so no '/', '..' or absolute path)")
+
+
 def resolve_experiment_path(name_or_path: str) -> Path:
     return resolve_named_yaml(name_or_path, EXPERIMENT_DIR, "experiment file", "known",
                               exclude=("scales",))
@@ -107,9 +120,11 @@ def load_experiment(name_or_path: str) -> Experiment:
     path = resolve_experiment_path(name_or_path)
     data = _read_yaml(path)
     _check_keys(str(path), data, {"experiment", "title", "metrics", "runs", "rows"}, {"claims"})
+    _check_name(f"{path}: experiment", data["experiment"])
     runs: dict[str, RunSpec] = {}
     for run_id, spec in (data["runs"] or {}).items():
         where = f"{path}: runs.{run_id}"
+        _check_name(where, run_id)
         _check_keys(where, spec, {"kind", "dataset"}, {"set", "stage1", "preset", "samples"})
         if spec["kind"] not in KINDS:
             raise UserError(f"{where}.kind: {spec['kind']!r} is not one of {KINDS}")

@@ -68,7 +68,7 @@ def run_sweep(config: str, seeds: list[int], grid: dict[str, list[str]], overrid
     from harness.experiments.executors import Executor, Job
     from harness.experiments.local_executor import cpu_slots
 
-    base = load_config(config, overrides)  # refuse a bad config before starting anything
+    base = load_config(config, overrides, resolve_code=True)  # refuse a bad config before starting anything
     tasks = expand(f"{base.name}-sweep", seeds, grid, overrides)
     configs = [load_config(config, t.overrides) for t in tasks]  # every point, before any starts
     executor = executor or Executor("local", slots=cpu_slots(min(os.cpu_count() or 1, len(tasks))))
