@@ -262,3 +262,33 @@ def test_run_records_provenance(straight):
     assert summary["train_step_seconds"] > 0
     assert min(rates) > 0.3 * STEPS * 8 / summary["train_step_seconds"]
     assert (straight / "config.yaml").exists() and list((straight / "samples").glob("*.png"))
+
+
+class _Killed(BaseException):
+    """Stands for kill -9 between two checkpoint writes: nothing after it runs."""
+
+
+@pytest.mark.parametrize("dies_in", ["save", "save_best"])
+def test_kill_between_step_and_best_checkpoint_keeps_best(smoke_data, tmp_path, monkeypatch, dies_in):
+    args = ("train.max_steps=8", "train.checkpoint_every=2", "train.keep_last=4")
+    train(smoke_config(smoke_data, tmp_path, *args, "name=straight"), progress=False)
+    straight_best = json.loads((tmp_path / "straight" / "checkpoints" / "best.json").read_text())
+
+    real = getattr(CheckpointStore, dies_in)
+
+    def dying(self, state, step, *rest):
+        result = real(self, state, step, *rest)
+        if step == straight_best["step"]:
+            raise _Killed
+        return result
+
+    monkeypatch.setattr(CheckpointStore, dies_in, dying)
+    with pytest.raises(_Killed):
+        train(smoke_config(smoke_data, tmp_path, *args, "name=k"), progress=False)
+    monkeypatch.undo()
+    train(smoke_config(smoke_data, tmp_path, *args, "name=k"), resume=True, progress=False)
+    folder = tmp_path / "k" / "checkpoints"
+    assert json.loads((folder / "best.json").read_text()) == straight_best
+    ours = _flat(load_checkpoint(folder / "best.pt")["model"])
+    theirs = _flat(load_checkpoint(tmp_path / "straight" / "checkpoints" / "best.pt")["model"])
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)

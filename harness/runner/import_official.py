@@ -70,15 +70,22 @@ def load_into(module: torch.nn.Module, official: dict[str, torch.Tensor], rules,
     unknown, missing and mis-shaped keys are refused, each named. BatchNorm counters that PyTorch
     0.x did not write start at 0."""
     expected = module.state_dict()
-    renamed, unknown, bad_shape = {}, [], []
+    renamed, unknown, bad_shape, bad_value = {}, [], [], []
     for key, value in official.items():
         if not key.startswith(prefix):
             continue
         ours = _rename(key[len(prefix):], rules)
         if ours not in expected:
             unknown.append(key)
+        elif not torch.is_tensor(value):
+            bad_value.append(f"{key} is a {type(value).__name__}, not a tensor")
         elif tuple(value.shape) != tuple(expected[ours].shape):
             bad_shape.append(f"{key} {tuple(value.shape)} (expected {tuple(expected[ours].shape)})")
+        elif value.dtype != expected[ours].dtype:
+            # load_state_dict would cast silently: a float64 or integer file is not the official one.
+            bad_value.append(f"{key} is {value.dtype} (expected {expected[ours].dtype})")
+        elif value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad_value.append(f"{key} holds {int((~torch.isfinite(value)).sum())} non-finite values")
         else:
             renamed[ours] = value
     missing = [k for k in expected if k not in renamed and not k.endswith("num_batches_tracked")]
@@ -90,6 +97,8 @@ def load_into(module: torch.nn.Module, official: dict[str, torch.Tensor], rules,
                         + (" …" if len(missing) > 10 else ""))
     if bad_shape:
         problems.append("wrong shapes: " + "; ".join(bad_shape[:10]))
+    if bad_value:
+        problems.append("bad values: " + "; ".join(bad_value[:10]) + (" …" if len(bad_value) > 10 else ""))
     if problems:
         raise UserError(f"{source}: does not fit the config's networks — " + " | ".join(problems))
     for key, value in expected.items():

@@ -143,6 +143,12 @@ def _sample_run(run_dir, out: Path, split, captions_file, per_caption, captions_
             images = model.generate(emb, stacked["z"], stacked.get("eps1"), stacked.get("eps2"),
                                     **given)
             final = images.get("stage2", images["stage1"])
+            for stage, batch in images.items():
+                if not bool(torch.isfinite(batch).all()):
+                    # to_uint8 would turn NaN into black images that still get a finite FID.
+                    raise UserError(f"{run_dir}: the generator's {stage} output holds non-finite "
+                                    f"values (captions {start}…{start + len(chunk) - 1}); its weights "
+                                    "are broken, nothing was written")
             for j, (n, k, s) in enumerate(chunk):
                 name = f"{n:06d}_{k}.png"
                 _save_png(to_uint8(final[j]), tmp / "images" / name, digest)

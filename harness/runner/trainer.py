@@ -287,13 +287,16 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
         if not main:
             return
         state = checkpoint_state()
-        store.save(state, step)
+        # best.pt before step-N.pt: a kill between the two then resumes from an earlier step and
+        # recomputes step N bit for bit (which finds best.pt already at N). The other order lost
+        # step N from "best" for good: the resume started after its evaluation.
         if best_candidate is not None:
             best = store.best_value()
             better = best is None or (best_candidate < best if cfg.train.best_mode == "min"
                                       else best_candidate > best)
             if better:
                 store.save_best(state, step, cfg.train.best_metric, best_candidate)
+        store.save(state, step)
 
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.name}", unit="step",
                disable=not progress, mininterval=1.0 if sys.stderr.isatty() else 30.0)
