@@ -14,6 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    # /proc gives it without changing it (os.umask can only be read by setting it, which races
+    # with other threads creating files).
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_dir(path: Path) -> None:
     # Persist the rename itself; not every filesystem supports opening a directory.
     with contextlib.suppress(OSError):
@@ -31,6 +43,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # mkstemp makes it 0600 whatever the umask: give it the mode open() would have.
+        os.fchmod(fd, 0o666 & ~_umask())
     except OSError as exc:
         raise _cannot_write(path, exc) from exc
     tmp = Path(tmp_name)
@@ -94,6 +108,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700 whatever the umask
     try:
         yield tmp
         _fsync_dir(tmp)

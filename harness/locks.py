@@ -48,7 +48,6 @@ def exclusive(folder: str | os.PathLike, what: str = "writes",
     ``what`` says what this process does there, for the message another process gets."""
     folder = Path(folder)
     path = Path(path) if path is not None else lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = str(path.resolve())
     if key in _held:
         _held[key][1] += 1
@@ -57,7 +56,12 @@ def exclusive(folder: str | os.PathLike, what: str = "writes",
         finally:
             _held[key][1] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or foreign folder: say so, not a traceback
+        raise UserError(f"{folder}: cannot write its lock file {path.name} "
+                        f"({exc.strerror or exc}); the folder must be writable") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

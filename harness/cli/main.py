@@ -50,9 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    parser = parser or build_parser()
+    # argparse takes a command's key=value overrides only in one run of positionals: after an
+    # option (`model import … --out X data.root=DIR`) they would be "unrecognized". They are
+    # overrides wherever they stand.
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        if isinstance(getattr(args, "overrides", None), list) and all(
+                "=" in r and not r.startswith("-") for r in rest):
+            args.overrides.extend(rest)
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(argv, parser)
     if not getattr(args, "func", None):
         # A group without its subcommand: show that group's help.
         (getattr(args, "group_parser", None) or parser).print_help()

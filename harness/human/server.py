@@ -235,7 +235,8 @@ class StudyServer:
         raw = await self._body(request)
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            # RecursionError: a body nested thousands of levels deep (json.loads recurses).
             raise _BadRequest(400, "the request is not JSON") from exc
         try:
             return schema.model_validate(data), data
