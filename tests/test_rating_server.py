@@ -81,6 +81,16 @@ def test_malformed_answers_get_a_400_naming_the_field(served, body, expected):
     assert status == 400 and expected in json.loads(reply)["error"]
 
 
+def test_a_body_nested_200k_deep_is_a_400_not_a_server_error(served):
+    server, _, key = served
+    token = key["tokens"]["r01"]
+    deep = b"[" * 100_000 + b"]" * 100_000  # 200 kB: under the body cap
+    for route in ("answer", "submit"):
+        status, _, reply = _request(server, "POST", f"/r/{token}/api/{route}", deep,
+                                    {"Content-Type": "application/json"})
+        assert status == 400 and json.loads(reply)["error"] == "the request is not JSON"
+
+
 def test_submissions_are_checked_and_nothing_bad_is_stored(served):
     server, doc, key = served
     token = key["tokens"]["r01"]
