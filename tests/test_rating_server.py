@@ -205,3 +205,70 @@ def test_under_load_every_answer_is_stored_once_and_the_server_stays_responsive(
               f" latency median {latencies[len(latencies) // 2] * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms,"
               f" max {latencies[-1] * 1e3:.1f} ms; a request after the load {after * 1e3:.1f} ms")
     assert after < 5  # responsive: not a timing target, a hang detector
+
+
+def test_raters_are_served_while_1000_idle_sockets_and_slow_headers_are_open(two_runs, tmp_path,
+                                                                             monkeypatch, capsys):
+    """uvicorn's limit_concurrency counted idle connections and timed none out before a first
+    request: 1000 sockets that sent nothing made every rater get 503. Bounded: 1000 + 20
+    loopback sockets, 3 raters x 20 answers, a shortened header timeout."""
+    monkeypatch.setattr(server_mod, "HEADER_TIMEOUT_S", 4.0)
+    study = _study(two_runs, tmp_path / "idle", raters=3)
+    doc, key = load_study(study)
+    server = StudyServer(study, "127.0.0.1", 0)
+    server.start_background()
+    idle, slow = [], []
+    items = [i["item_id"] for i in doc["items"]]
+    latencies, statuses = [], []
+    lock = threading.Lock()
+
+    def rater(rater_id):
+        path = f"/r/{key['tokens'][rater_id]}/api/answer"
+        for n in range(20):
+            item = items[n % len(items)]
+            t0 = time.perf_counter()
+            body = json.dumps({"item_id": item, "answer": _answer_for(doc, item)})
+            status = _request(server, "POST", path, body, {"Content-Type": "application/json"})[0]
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+                statuses.append(status)
+
+    try:
+        opened = time.perf_counter()
+        idle = [socket.create_connection((server.host, server.port), timeout=30) for _ in range(1000)]
+        for _ in range(20):  # half a header, never finished
+            s = socket.create_connection((server.host, server.port), timeout=30)
+            s.sendall(b"GET /r/x/ HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+            slow.append(s)
+        threads = [threading.Thread(target=rater, args=(r,)) for r in key["tokens"]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        served_within = time.perf_counter() - opened
+        # Then the server closes every one of them: recv sees the end of the stream.
+        time.sleep(max(0.0, server_mod.HEADER_TIMEOUT_S + 2 - (time.perf_counter() - opened)))
+        closed = 0
+        for s in idle + slow:
+            s.settimeout(5)
+            try:
+                closed += s.recv(1) == b""
+            except ConnectionResetError:
+                closed += 1
+            except TimeoutError:
+                pass
+        stored = server.store.export()["in_progress"]
+    finally:
+        for s in idle + slow:
+            s.close()
+        server.shutdown()
+    assert statuses == [200] * 60, sorted(set(statuses))
+    assert served_within < server_mod.HEADER_TIMEOUT_S  # served while the sockets were open
+    assert closed == 1020
+    assert sum(len(a) for a in stored.values()) == 3 * len(set(items[:20]))
+    latencies.sort()
+    with capsys.disabled():
+        print(f"\nrating server with 1000 idle + 20 half-header sockets open: 60 answers from 3 raters, "
+              f"latency median {latencies[30] * 1e3:.1f} ms, p95 {latencies[57] * 1e3:.1f} ms, "
+              f"max {latencies[-1] * 1e3:.1f} ms; all 1020 closed by the {server_mod.HEADER_TIMEOUT_S:.0f} s "
+              "header timeout")

@@ -8,10 +8,18 @@ rendered in memory from study.json and share/images, so key.json can never be fe
 
 It runs on Starlette under uvicorn (both already installed with MLflow) rather than the standard
 library's ``http.server``, which Python documents as unfit for the open web: one thread per
-connection, no timeouts. Here an idle or slow connection costs no thread, a request body must
-arrive within ``BODY_TIMEOUT_S``, connections are capped (``MAX_CONNECTIONS``; uvicorn answers 503
-beyond it), every body is validated against a strict schema (400 otherwise), and the security
-headers (CSP with ``frame-ancestors``) come with every response; no version banner is sent.
+connection, no timeouts. Here an idle or slow connection costs no thread, every body is validated
+against a strict schema (400 otherwise), and the security headers (CSP with ``frame-ancestors``)
+come with every response; no version banner is sent.
+
+Idle and slow clients cannot take the server down (``_GuardedH11Protocol``): uvicorn's own
+``limit_concurrency`` counts open connections, idle ones included, and runs no timer before a
+first request, so 1000 sockets that sent nothing made every rater get 503 for as long as they
+stayed open. Here a request's headers must arrive within ``HEADER_TIMEOUT_S`` of the connection
+(or of the previous response), its body within ``BODY_TIMEOUT_S``; only requests being handled
+count against ``MAX_ACTIVE_REQUESTS`` (503 beyond it); open connections are capped at
+``MAX_OPEN_CONNECTIONS`` (new ones beyond it are closed at once), with the file-descriptor limit
+raised to fit. No per-client cap: raters behind one proxy or campus NAT share an address.
 """
 
 from __future__ import annotations
@@ -35,7 +43,9 @@ from harness.human.study import load_study
 
 MAX_BODY = 256 * 1024  # a whole study's submission is a few kB per hundred items
 BODY_TIMEOUT_S = 10.0
-MAX_CONNECTIONS = 1000
+HEADER_TIMEOUT_S = 10.0
+MAX_ACTIVE_REQUESTS = 64  # being handled at once; each is a few ms of work
+MAX_OPEN_CONNECTIONS = 4096  # idle ones included; each costs a socket and a few kB
 KEEP_ALIVE_S = 5
 SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
@@ -152,8 +162,10 @@ class StudyServer:
         self._socket.bind((host, port))
         self._socket.listen(2048)
         self.host, self.port = host, self._socket.getsockname()[1]
-        config = uvicorn.Config(self._app(), log_level="warning", access_log=False,  # tokens in paths
-                                server_header=False, lifespan="off", limit_concurrency=MAX_CONNECTIONS,
+        _raise_file_limit(MAX_OPEN_CONNECTIONS + 256)
+        config = uvicorn.Config(_ActiveRequestLimit(self._app(), MAX_ACTIVE_REQUESTS),
+                                log_level="warning", access_log=False,  # tokens in paths
+                                server_header=False, lifespan="off", http=_guarded_protocol(),
                                 timeout_keep_alive=KEEP_ALIVE_S)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -329,6 +341,86 @@ class StudyServer:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._socket.close()
+
+
+def _raise_file_limit(wanted: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _guarded_protocol() -> type:
+    """uvicorn's h11 protocol with a header timeout and a cap on open connections (see the
+    module's docstring). Built on first use: uvicorn is imported only by a server."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class _GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._awaited_cycle = None
+            self._header_timer = None
+            if len(self.connections) > MAX_OPEN_CONNECTIONS:
+                transport.close()
+                return
+            self._arm_header_timer()
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            # The request after this point must have its headers in within HEADER_TIMEOUT_S.
+            self._awaited_cycle = self.cycle
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._header_timeout)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_timeout(self) -> None:
+            self._header_timer = None
+            waiting = self.cycle is None or self.cycle.response_complete  # not mid-request
+            if waiting and self.cycle is self._awaited_cycle and not self.transport.is_closing():
+                self.transport.close()  # nothing (or half a header) arrived in time
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._header_timer is not None and self.cycle is not self._awaited_cycle:
+                self._cancel_header_timer()  # a request's headers are complete
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_header_timer()  # the keep-alive timer stops at the next byte; this not
+
+        def connection_lost(self, exc) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+    return _GuardedH11Protocol
+
+
+class _ActiveRequestLimit:
+    """ASGI middleware: 503 when more than ``limit`` requests are being handled at once. Idle
+    connections are not requests, so they never count."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit, self.active = app, limit, 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.active >= self.limit:
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-length", b"0"), *SECURITY_HEADERS]})
+            await send({"type": "http.response.body", "body": b""})
+            return None
+        self.active += 1
+        try:
+            return await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
 
 
 class _SecurityHeaders:
