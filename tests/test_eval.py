@@ -405,6 +405,14 @@ def test_attribute_accuracy_matches_a_hand_computation(tiny_synth, monkeypatch):
     assert out["shuffled"] == 0.0 and out["gain"] == pytest.approx((1 / 2 + 2 / 3) / 2)
     lo, hi = out["gain_ci"]  # resamples of the two per-image gains 1/2 and 2/3
     assert 1 / 2 <= lo <= hi <= 2 / 3
+    # Per kind, by hand: crown red shown (1/1), wing green not (0/1), underparts, bill length
+    # shown, size large not; shuffled, none.
+    assert out["per_kind"] == {
+        "crown_color": {"own": 1.0, "shuffled": 0.0, "n": 1},
+        "wing_color": {"own": 0.0, "shuffled": 0.0, "n": 1},
+        "underparts_color": {"own": 1.0, "shuffled": 0.0, "n": 1},
+        "bill_length": {"own": 1.0, "shuffled": 0.0, "n": 1},
+        "size": {"own": 0.0, "shuffled": 0.0, "n": 1}}
 
 
 @pytest.mark.integration

@@ -286,9 +286,28 @@ def attribute_accuracy(images_u8: torch.Tensor, named: list[list[int]], table: A
         lo, hi = np.percentile(boots, [2.5, 97.5])
         out.update({"shuffled": float(np.mean(shuffled[shuffled == shuffled])),
                     "gain": float(diff.mean()), "gain_ci": (float(lo), float(hi))})
+        out["per_kind"] = _per_kind(preds, named, [named[j] for j in other], table)
     if return_scores:
         out["scores"] = per_image.tolist()
     return out
+
+
+def _per_kind(preds: torch.Tensor, named: list[list[int]], shuffled: list[list[int]],
+              table: AttributeTable) -> dict[str, dict]:
+    """Per attribute kind (crown colour, wing colour, ...): the share of the named values the
+    classifier sees, with the images' own captions and with the shuffled ones. Which parts a
+    model draws from its caption and which it ignores."""
+    def hits(lists):
+        by_kind: dict[str, list[bool]] = {k: [] for k in table.kinds}
+        for i, ids in enumerate(lists):
+            for attr_id in ids:
+                kind, value = table.by_id[attr_id]
+                by_kind[kind].append(table.values[kind][int(preds[i, table.kinds.index(kind)])] == value)
+        return by_kind
+
+    own, other = hits(named), hits(shuffled)
+    return {k: {"own": float(np.mean(own[k])), "shuffled": float(np.mean(other[k])), "n": len(own[k])}
+            for k in table.kinds if own[k] and other[k]}
 
 
 def named_attributes(table: AttributeTable, caption_ids: list[str]) -> list[list[int]]:

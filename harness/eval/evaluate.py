@@ -88,6 +88,7 @@ def _attributes(req: EvalRequest, fake: ImageFolderInput, result: dict) -> None:
     if "shuffled" in out:  # the same images against other images' captions: following them?
         result["values"].update({"attr_shuffled": out["shuffled"], "attr_gain": out["gain"],
                                  "attr_gain_lo": out["gain_ci"][0], "attr_gain_hi": out["gain_ci"][1]})
+        result["attr_per_kind"] = out["per_kind"]  # not a logged value: a diagnosis table
     result["settings"]["attr"] = {"classifier": req.attr_classifier,
                                   "classifier_sha256": sha256_file(req.attr_classifier),
                                   "n": out["n"],
