@@ -1,6 +1,9 @@
 """A conditional GAN of a user's own, as the harness runs it: a DCGAN whose generator and
 discriminator see a 128-d projection of the caption embedding, concatenated (Mirza & Osindero
-style conditioning), no matching-aware loss. It implements harness/runner/protocol.py through
+style conditioning); with ``matching_aware: true`` it is the textbook GAN-CLS (Reed et al. 2016's
+matching-aware discriminator: the real image with its caption scores 1, the real image of another
+class with that caption and the generated image score 0, half weight each), the yardstick
+docs/captions.md trains beside our faithful GAN-INT-CLS. It implements harness/runner/protocol.py through
 ``OneStageModel`` (optimisers, schedules, state, noise) and adds its networks, ``train_step`` and
 ``generate``. A config names it as ``family: examples/text_dcgan/model.py:TextDCGAN`` and gives
 its hyperparameters in ``custom:``.
@@ -27,6 +30,7 @@ class TextDCGANConfig:
     gf_dim: int = 64
     df_dim: int = 64
     image_size: int = 64
+    matching_aware: bool = False  # needs data.wrong_strategy other than none
     variant: str = "dcgan-concat"
 
     def validate(self) -> list[str]:
@@ -83,7 +87,14 @@ class TextDCGAN(OneStageModel):
         fake = self.netG(emb, torch.randn(len(emb), self.cfg.z_dim, device=self.device))
         self.optD.zero_grad(set_to_none=True)
         real_logits, fake_logits = self.netD(real, emb), self.netD(fake.detach(), emb)
-        loss_d = bce_real(real_logits) + bce_fake(fake_logits)
+        if self.cfg.matching_aware:
+            if "wrong_images" not in batch:
+                raise ValueError("custom.matching_aware needs wrong images: set data.wrong_strategy "
+                                 "(other_class), not none")
+            wrong_logits = self.netD(batch["wrong_images"][self.image_size].to(self.device), emb)
+            loss_d = bce_real(real_logits) + (bce_fake(wrong_logits) + bce_fake(fake_logits)) / 2
+        else:
+            loss_d = bce_real(real_logits) + bce_fake(fake_logits)
         grad_d = self.update(self.netD, self.optD, loss_d)
         self.optG.zero_grad(set_to_none=True)
         loss_g = bce_real(self.netD(fake, emb))
