@@ -1,5 +1,5 @@
 """GAN-INT-CLS (Reed et al., ICML 2016) and its variants GAN, GAN-CLS, GAN-INT, as the Lua code
-of reedscot/icml2016 trains them (REFERENCE §4).
+of reedscot/icml2016 trains them.
 
 Two training scripts, chosen by ``baseline.script``:
 - ``cls_int`` (main_cls_int.lua, CUB and Oxford-102): the generic script of all four variants.

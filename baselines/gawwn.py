@@ -1,5 +1,5 @@
 """GAWWN (Reed et al., NIPS 2016, "Learning What and Where to Draw") as the Lua code of
-reedscot/nips2016 defines and trains it (REFERENCE §4b): the bounding-box model
+reedscot/nips2016 defines and trains it: the bounding-box model
 (main_cub_bbox.lua, ``gawwn.conditioning: bbox``) and the keypoint model
 (main_cub_keypoints.lua, ``keypoints``, CUB's 15 parts), both at 128×128 with NGF = NDF = 128
 and batch 16 (scripts/train_cub_*.sh).

@@ -1,4 +1,4 @@
-"""Conditioning augmentation (REFERENCE §3) in the two official forms.
+"""Conditioning augmentation in the two official forms.
 
 - ``paper`` (TF): FC -> LeakyReLU(0.2); mu | log sigma; c = mu + exp(log sigma) * eps with eps
   truncated normal (|eps| <= 2); KL = mean(-log sigma + 0.5 (-1 + exp(2 log sigma) + mu^2)).

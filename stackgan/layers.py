@@ -65,7 +65,7 @@ class BottleneckResidual(nn.Module):
 
 def init_weights(module: nn.Module, truncated_convs: bool = False, linears: bool = True,
                  zero_conv_bias: bool = False) -> None:
-    """Conv N(0, .02); BN weight N(1, .02), bias 0; Linear N(0, .02) (REFERENCE §3).
+    """Conv N(0, .02); BN weight N(1, .02), bias 0; Linear N(0, .02) (both official code bases).
 
     ``truncated_convs``: the TF code draws conv weights from a normal truncated at two standard
     deviations (misc/custom_ops.py, ``truncated_normal_initializer(stddev=0.02)``).

@@ -1,4 +1,4 @@
-"""GAN losses of both code bases on logits (REFERENCE §3).
+"""GAN losses of both code bases on logits.
 
 BCE(x, 1) = softplus(-x) and BCE(x, 0) = softplus(x) on logits x: the same mathematics as the
 official sigmoid + BCELoss, without its saturation.

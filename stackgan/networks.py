@@ -1,5 +1,5 @@
 """Stage-I and Stage-II generators and discriminators in the ``paper`` (TensorFlow) and
-``pytorch`` (StackGAN-Pytorch) variants (REFERENCE §3). Every width comes from ModelConfig, and
+``pytorch`` (StackGAN-Pytorch) variants. Every width comes from ModelConfig, and
 the number of up/down-sampling steps from the image sizes, so tiny CI networks run the same code.
 
 Discriminators return logits, as the TF code's do (the official PyTorch code ends in a sigmoid

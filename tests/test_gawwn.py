@@ -128,7 +128,7 @@ def test_box_model_has_the_parameters_of_the_lua_definition():
     cfg = GawwnConfig()  # NGF = NDF = 128, nt 128, z 100
     g, d = build_generator(cfg), build_discriminator(cfg)
     assert (_count(g), _count(d)) == _lua_bbox_counts(128, 128, 128, 100, 1024)
-    assert (_count(g), _count(d)) == (73_545_699, 16_763_137)  # ≈ 73.5M / 16.8M (REFERENCE §4b)
+    assert (_count(g), _count(d)) == (73_545_699, 16_763_137)  # ≈ 73.5M / 16.8M (reedscot/nips2016)
     boxes = torch.tensor([[0.2, 0.2, 0.8, 0.9]] * 2)
     img = g(torch.randn(2, 1024), torch.randn(2, 100), boxes)
     assert img.shape == (2, 3, 128, 128) and d(img, torch.randn(2, 1024), boxes).shape == (2,)

@@ -1,4 +1,5 @@
-"""The bounding-box crop of the official StackGAN code (REFERENCE §2), as plain arithmetic."""
+"""The bounding-box crop of the official StackGAN code (hanzhanggit/StackGAN
+misc/preprocess_birds.py), as plain arithmetic."""
 
 from __future__ import annotations
 

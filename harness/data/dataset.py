@@ -121,7 +121,8 @@ class TextImageDataset(Dataset):
         if options.preresized == "require" and not options.use_bbox:
             raise UserError(f"{self.index.split_dir}: the released pre-resized pickles hold "
                             "box-cropped images; with use_bbox=false they cannot be used")
-        # The released 76/304images.pickle hold box-cropped images (REFERENCE §3): a model
+        # The released 76/304images.pickle hold box-cropped images (hanzhanggit/StackGAN
+        # misc/preprocess_birds.py): a model
         # trained on whole images (GAN-INT-CLS, GAWWN) must decode the JPEGs instead, and so
         # must any other load size or preprocessing than the TF code's.
         if options.preresized != "never" and options.use_bbox and options.load_size is None \

@@ -1,4 +1,5 @@
-"""Image preprocessing of the two official code bases (REFERENCE §2).
+"""Image preprocessing of the two official code bases (hanzhanggit/StackGAN misc/,
+StackGAN-Pytorch code/miscc/datasets.py).
 
 - ``paper`` (TensorFlow): box crop, bicubic resize to a square of size·76/64 (squashing a
   clipped crop), lower resolutions as bicubic downsamples of the largest, then a random crop and

@@ -1,6 +1,7 @@
 """The standard FID/IS Inception weights, from a local file only, verified before loading.
 
-The file must have the full SHA-256 of the standard one (REFERENCE §7; an 8-hex prefix, as in the
+The file must have the full SHA-256 of the standard one (torch-fidelity's
+pt_inception-2015-12-05 release; an 8-hex prefix, as in the
 file name, can be brute-forced). ``expected_sha256`` may pin another full hash, or be "any" to
 accept other weights — results are then marked non-standard and carry the file's hash. Whatever
 the hash, the file is read by ``harness.eval.inception_fast`` with ``weights_only=True`` (tensors

@@ -1,4 +1,4 @@
-"""R-precision (AttnGAN / DM-GAN protocol, REFERENCE §6).
+"""R-precision (the AttnGAN / DM-GAN protocol: Xu et al., CVPR 2018).
 
 For each generated image, its true caption is ranked among 100 candidates (1 true + 99 captions
 of other classes) by cosine similarity of an evaluator image/text encoder; R-precision is the

@@ -1,4 +1,5 @@
-"""``human make``: a blinded human-rating study (REFERENCE §1: random test descriptions, K images
+"""``human make``: a blinded human-rating study (the StackGAN paper's protocol: random test
+descriptions, K images
 per model per description, raters rank the models).
 
 Layout of a study folder:

@@ -1,4 +1,5 @@
-"""Character encoding of captions as in Reed et al.'s char-CNN-RNN (REFERENCE §5).
+"""Character encoding of captions as in Reed et al.'s char-CNN-RNN (CVPR 2016;
+reedscot/cvpr2016).
 
 The alphabet string has 70 slots; '-' occurs twice in it and, as in the original Lua code that
 filled a lookup table in order, maps to its later slot. Characters outside the alphabet are

@@ -1,4 +1,5 @@
-"""The char-CNN-RNN text encoder and the image encoder it is trained with (REFERENCE §5)."""
+"""The char-CNN-RNN text encoder and the image encoder it is trained with (Reed et al., CVPR
+2016; reedscot/cvpr2016)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Trains the char-CNN-RNN jointly with an image encoder (DS-SJE, REFERENCE §5) and scores it.
+"""Trains the char-CNN-RNN jointly with an image encoder (DS-SJE, Reed et al., CVPR 2016) and scores it.
 
 Each step takes one image and one of its captions from each of B distinct training classes.
 Quality is measured on the test split, whose classes are unseen in training: caption->image

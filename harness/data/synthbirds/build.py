@@ -1,4 +1,4 @@
-"""Writes a synthbirds dataset in the StackGAN ``Data/birds`` layout (REFERENCE §2).
+"""Writes a synthbirds dataset in the StackGAN ``Data/birds`` layout (hanzhanggit/StackGAN misc/datasets.py).
 
 The output folder holds ``CUB_200_2011/`` (images, images.txt, classes.txt,
 image_class_labels.txt, bounding_boxes.txt, train_test_split.txt, parts/, attributes/),
