@@ -1,0 +1,72 @@
+"""Our training step against a plain one written from the published architecture and update
+(benchmarks/reference_stackgan.py), same shapes, one process, rounds alternating so that both
+see the same machine state (issue 30). The ratio is the claim; it is printed with the CPU's
+name and ISA. Run:
+    pytest benchmarks/test_bench_reference.py -m benchmark -s
+"""
+
+import time
+
+import pytest
+import torch
+from reference_stackgan import ReferenceStep, trainable
+
+from harness.config.load import load_config
+from harness.runner.summary import model_for_summary, synthetic_batch
+
+pytestmark = pytest.mark.benchmark
+
+
+def cpu_description() -> str:
+    name, flags = "unknown CPU", ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and name == "unknown CPU":
+                name = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = line
+                break
+    except OSError:
+        pass
+    extras = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f" {f}" in flags]
+    isa = f", {'+'.join(extras)}" if extras else ", no AMX/bf16"
+    return f"{name}, ATen {torch.backends.cpu.get_cpu_capability()}{isa}, {torch.get_num_threads()} threads"
+
+
+def side_by_side(ours_step, reference_step, rounds: int) -> tuple[float, float]:
+    ours_step(0)
+    reference_step()  # warm-up: oneDNN primitives, allocator
+    ours, reference = [], []
+    for step in range(1, rounds + 1):
+        t0 = time.perf_counter()
+        ours_step(step)
+        t1 = time.perf_counter()
+        reference_step()
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        reference.append(t2 - t1)
+    return sorted(ours)[rounds // 2], sorted(reference)[rounds // 2]
+
+
+@pytest.mark.parametrize("stage, preset, batch, rounds", [
+    (1, "birds_stage1_pytorch", 64, 7),
+    (2, "birds_stage2_pytorch", 16, 5),
+], ids=["stage1-b64", "stage2-b16"])
+def test_our_step_against_the_plain_reference(benchmark, stage, preset, batch, rounds):
+    overrides = [f"data.batch_size={batch}"] + (["train.stage1_run=null"] if stage == 2 else [])
+    cfg = load_config(preset, overrides)
+    model = model_for_summary(cfg)
+    data = synthetic_batch(cfg)
+    reference = ReferenceStep(stage)
+    ours_g = sum(p.numel() for p in model.netG.parameters() if p.requires_grad)
+    assert (ours_g, trainable(model.netD)) == (trainable(reference.netG), trainable(reference.netD))
+    size = next(iter(data["images"]))
+    real, text = data["images"][size], data["embedding"]
+    ours_s, ref_s = side_by_side(lambda step: model.train_step(data, step), lambda: reference(real, text),
+                                 rounds)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    benchmark.extra_info.update(ours_images_per_second=batch / ours_s,
+                                reference_images_per_second=batch / ref_s, ratio=ref_s / ours_s,
+                                cpu=cpu_description())
+    print(f"\nStage-{'I' * stage} batch {batch} at {size} px on {cpu_description()}: reference "
+          f"{batch / ref_s:.2f} images/s, ours {batch / ours_s:.2f} images/s: {ref_s / ours_s:.2f}x")
