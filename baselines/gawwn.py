@@ -70,6 +70,10 @@ class GawwnConfig:
     image_size: int = 128
     num_parts: int = 15
     cls_weight: float = 0.5
+    # D's last hidden layer: Linear -> BatchNorm1d -> LeakyReLU, as main_cub_bbox.lua. Run on
+    # separate real, wrong and fake batches, that BatchNorm removes each batch's mean before the
+    # logit. False drops it (a deviation, docs/fidelity.md row 32; issue 25's diagnosis).
+    d_head_bn: bool = True
     # Fractions (x0, y0, x1, y1) of the image: the box for captions that come without one
     # (free text); test captions use their image's box.
     default_box: list[float] = field(default_factory=lambda: [0.15, 0.2, 0.85, 0.85])
@@ -191,9 +195,9 @@ def _image_trunk(image_size: int, ndf: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _head(ndf: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(ndf * 2, ndf), nn.BatchNorm1d(ndf), nn.LeakyReLU(0.2, inplace=True),
-                         nn.Linear(ndf, 1))
+def _head(ndf: int, bn: bool = True) -> nn.Sequential:
+    norm = [nn.BatchNorm1d(ndf)] if bn else []
+    return nn.Sequential(nn.Linear(ndf * 2, ndf), *norm, nn.LeakyReLU(0.2, inplace=True), nn.Linear(ndf, 1))
 
 
 def _tile(t: torch.Tensor, size: int) -> torch.Tensor:
@@ -248,7 +252,7 @@ class BoxDiscriminator(nn.Module):
                                          _conv(d * 4, d, 4, 2, 1), *_bn_relu(d))
         self.global_joint = nn.Sequential(_conv(d * 9, d * 4, 1), *_bn_lrelu(d * 4),
                                           _conv(d * 4, d, 4), *_bn_lrelu(d))
-        self.head = _head(d)
+        self.head = _head(d, cfg.d_head_bn)
         init_weights(self, linears=False, zero_conv_bias=True)
 
     def forward(self, images: torch.Tensor, embedding: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
@@ -307,7 +311,7 @@ class KeypointDiscriminator(nn.Module):
                                           _conv(d * 4, d * 8, 4, 2, 1), *_bn_lrelu(d * 8))
         self.global_joint = nn.Sequential(_conv(d * 8 + nt, d * 4, 1), *_bn_lrelu(d * 4),
                                           _conv(d * 4, d, 4), *_bn_lrelu(d))
-        self.head = _head(d)
+        self.head = _head(d, cfg.d_head_bn)
         init_weights(self, linears=False, zero_conv_bias=True)
 
     def forward(self, images: torch.Tensor, embedding: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:

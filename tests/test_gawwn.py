@@ -134,6 +134,14 @@ def test_box_model_has_the_parameters_of_the_lua_definition():
     assert img.shape == (2, 3, 128, 128) and d(img, torch.randn(2, 1024), boxes).shape == (2,)
 
 
+def test_d_head_without_batchnorm_is_the_only_change():
+    default, deviation = GawwnConfig(df_dim=16, gf_dim=16), GawwnConfig(df_dim=16, gf_dim=16, d_head_bn=False)
+    d, d_nobn = build_discriminator(default), build_discriminator(deviation)
+    assert _count(d) - _count(d_nobn) == 2 * 16  # the BatchNorm1d's weight and bias
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in d.head)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in d_nobn.head)
+
+
 def test_keypoint_model_builds_at_128():
     cfg = GawwnConfig(conditioning="keypoints")
     g, d = build_generator(cfg), build_discriminator(cfg)
