@@ -164,6 +164,45 @@ def test_the_miniature_plain_scene_big_birds_salient_colours(tmp_path):
 def test_miniature_options_are_checked():
     from dataclasses import replace
 
-    for bad in ({"scene": "forest"}, {"fill": (0.9, 0.5)}, {"palette": "neon"}):
+    for bad in ({"scene": "forest"}, {"fill": (0.9, 0.5)}, {"palette": "neon"}, {"parts": "huge"},
+                {"captions": "shapes"}):
         with pytest.raises(UserError):
             replace(TINY, **bad).validate()
+
+
+def _part_pixels(sp, part: str, parts: str, seed: int, size: int = 64) -> int:
+    """Pixels that change when ``part`` is drawn in another colour: the pixels it covers."""
+    from dataclasses import replace
+
+    from harness.data.synthbirds.render import render_bird
+
+    other = "yellow" if getattr(sp, part) != "yellow" else "blue"
+    a = np.asarray(render_bird(sp, np.random.default_rng(seed), size, "plain", (0.6, 0.9), parts).image, int)
+    b = np.asarray(render_bird(replace(sp, **{part: other}), np.random.default_rng(seed), size, "plain",
+                               (0.6, 0.9), parts).image, int)
+    return int((np.abs(a - b).max(-1) > 40).sum())
+
+
+def test_salient_parts_draw_a_bigger_crown_and_tail():
+    species = [s for s in make_species(12, 0, "salient")][:6]
+    for part in ("crown", "tail"):
+        natural = sum(_part_pixels(sp, part, "natural", k) for k, sp in enumerate(species))
+        salient = sum(_part_pixels(sp, part, "salient", k) for k, sp in enumerate(species))
+        assert salient > 1.4 * natural, (part, natural, salient)
+    under = [_part_pixels(sp, "underparts", p, 0) for sp in species[:2] for p in ("natural", "salient")]
+    assert all(u > 0 for u in under)
+
+
+def test_colour_captions_name_only_part_colours(tmp_path):
+    from dataclasses import replace
+
+    colours = replace(TINY, captions="colours", parts="salient", palette="salient", scene="plain",
+                      fill=(0.6, 0.9))
+    build_synthbirds(tmp_path / "c", colours, workers=1, progress=False)
+    from harness.eval.attributes import read_attributes
+
+    table = read_attributes(tmp_path / "c")
+    named = {table.by_id[i][0] for caps in table.caption_ids.values() for ids in caps for i in ids}
+    assert named == {"crown_color", "wing_color", "underparts_color", "tail_color"}
+    text = " ".join(f.read_text() for f in (tmp_path / "c" / "text_c10").rglob("*.txt"))
+    assert "wings" in text and not re.search(r"\b(beak|bill|striped|spotted|small|large)\b", text)

@@ -31,6 +31,11 @@ def register(sub) -> None:
                    help=f"the share of the frame the bird spans (default {_D.fill[0]} {_D.fill[1]})")
     p.add_argument("--palette", choices=("full", "salient"), default=_D.palette,
                    help="the part colours: full (CUB's 15, default) or salient (8 far apart)")
+    p.add_argument("--parts", choices=("natural", "salient"), default=_D.parts,
+                   help="natural (default) or salient: the crown cap and tail drawn bigger")
+    p.add_argument("--captions", choices=("all", "colours"), default=_D.captions,
+                   help="what captions name: all (part colours, bill, wing pattern, size; default) "
+                   "or colours (the four part colours only)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_synth)
@@ -49,7 +54,8 @@ def _synth(args: argparse.Namespace) -> int:
 
     opts = SynthOptions(classes=args.classes, per_class=args.per_class, size=args.size,
                         seed=args.seed, test_classes=args.test_classes, scene=args.scene,
-                        fill=tuple(args.fill), palette=args.palette)
+                        fill=tuple(args.fill), palette=args.palette, parts=args.parts,
+                        captions=args.captions)
     manifest = build_synthbirds(args.out, opts, workers=args.workers, overwrite=args.overwrite)
     print(f"{args.out}: {manifest['num_images']} images of {manifest['num_classes']} species "
           f"({len(manifest['train_classes'])} train / {len(manifest['test_classes'])} test classes)"

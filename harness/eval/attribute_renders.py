@@ -98,7 +98,7 @@ def render_novel_birds(root: str | Path, count: int, load: int, seed: int,
     from harness.data.synthbirds.build import SynthOptions
 
     options = manifest.get("options", {})
-    style = SynthOptions(**{k: options[k] for k in ("scene", "fill", "palette") if k in options})
+    style = SynthOptions(**{k: options[k] for k in ("scene", "fill", "palette", "parts") if k in options})
     species = novel_species(root, count, seed, style.palette)
     size = int(options.get("size", 304))
     loader = DataLoader(_Renders(species, size, load, seed, style.style()), batch_size=64,

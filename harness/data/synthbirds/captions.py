@@ -18,6 +18,9 @@ _BEAK_SHAPE_WORDS = {"cone": ("cone-shaped", "conical", "thick"), "pointed": ("p
 _BEAK_LENGTH_WORDS = {"short": ("short", "small"), "long": ("long",)}
 
 
+CAPTION_KINDS = ("all", "colours")
+
+
 def _pick(rng: np.random.Generator, options) -> str:
     return options[int(rng.integers(0, len(options)))]
 
@@ -31,6 +34,9 @@ def _phrase(kind: str, sp: Species, rng: np.random.Generator) -> tuple[str, list
     if kind == "crown":
         c = _colour(rng, sp.crown)
         return _pick(rng, (f"a {c} crown", f"a {c} head", f"a {c} cap")), ["crown_color"]
+    if kind == "wing_colour":  # the colour alone, never the pattern
+        c = _colour(rng, sp.wing)
+        return _pick(rng, (f"{c} wings", f"{c} wingbars", f"{c} secondaries")), ["wing_color"]
     if kind == "wing":
         c = _colour(rng, sp.wing)
         if rng.uniform() < 0.5:  # the colour alone
@@ -81,17 +87,20 @@ def _fix_articles(text: str) -> str:
     return re.sub(r"\b([Aa]) (?=[aeiou])", lambda m: m.group(1) + "n ", text)
 
 
-def make_caption(sp: Species, rng: np.random.Generator) -> tuple[str, list[str]]:
-    """One caption of ``sp`` and the attribute keys it names (sorted, without duplicates)."""
-    kinds = ["crown", "wing", "underparts", "tail", "beak"]
+def make_caption(sp: Species, rng: np.random.Generator, which: str = "all") -> tuple[str, list[str]]:
+    """One caption of ``sp`` and the attribute keys it names (sorted, without duplicates).
+    ``which``: ``all`` (part colours, bill, wing pattern, size) or ``colours`` (the four part
+    colours only, ``CAPTION_KINDS``)."""
+    colours_only = which == "colours"
+    kinds = ["crown", "wing", "underparts", "tail"] + ([] if colours_only else ["beak"])
     n = int(rng.integers(2, 5))
     chosen = [kinds[i] for i in rng.permutation(len(kinds))[:n]]
     phrases, keys = [], []
     for kind in chosen:
-        p, k = _phrase(kind, sp, rng)
+        p, k = _phrase("wing_colour" if colours_only and kind == "wing" else kind, sp, rng)
         phrases.append(p)
         keys += k
-    with_size = rng.uniform() < 0.45
+    with_size = not colours_only and rng.uniform() < 0.45
     size = _pick(rng, _SIZE_WORDS[sp.size]) + " " if with_size else ""
     if with_size:
         keys.append("size")
@@ -117,7 +126,7 @@ def make_caption(sp: Species, rng: np.random.Generator) -> tuple[str, list[str]]
     return _fix_articles(text), sorted(set(keys))
 
 
-def make_captions(sp: Species, rng: np.random.Generator, n: int = 10):
+def make_captions(sp: Species, rng: np.random.Generator, n: int = 10, which: str = "all"):
     """``n`` captions and their named attribute keys."""
-    pairs = [make_caption(sp, rng) for _ in range(n)]
+    pairs = [make_caption(sp, rng, which) for _ in range(n)]
     return [p[0] for p in pairs], [p[1] for p in pairs]

@@ -174,6 +174,16 @@ def _background(kind: str, size: int, rng: np.random.Generator) -> tuple[Image.I
     return img, perch
 
 
+# How big the crown cap and the tail are drawn. "salient" (the miniature): head x1.3 with the cap
+# reaching down to the eye line, tail x1.5 longer and x1.4 wider; at 32 px the crown then covers
+# about twice the pixels, the tail about three times (scripts/caption-diagnosis coverage).
+PART_STYLES = {
+    "natural": {"head": 1.0, "tail": 1.0, "tail_spread": 1.0, "crown_arc": (math.pi * 1.05, math.pi * 1.95),
+                "crown_hub": 0.15},
+    "salient": {"head": 1.3, "tail": 1.5, "tail_spread": 1.4, "crown_arc": (math.pi * 0.92, math.pi * 2.08),
+                "crown_hub": -0.1},
+}
+
 _SIZE_SHAPE = {  # body rx, body ry, head radius, tail length, leg length
     "small": (1.0, 0.78, 0.58, 0.75, 0.45),
     "medium": (1.2, 0.72, 0.52, 1.0, 0.55),
@@ -183,9 +193,13 @@ _BEAK_WIDTH = {"cone": 0.75, "pointed": 0.42, "hooked": 0.5, "needle": 0.16}
 _BEAK_LENGTH = {"short": 0.75, "long": 1.7}
 
 
-def _draw_bird(cv: _Canvas, sp: Species, rng: np.random.Generator) -> dict[str, Point]:
+def _draw_bird(cv: _Canvas, sp: Species, rng: np.random.Generator,
+               style: dict | None = None) -> dict[str, Point]:
     """Draws the bird and returns its part locations in the bird frame."""
+    style = style or PART_STYLES["natural"]
     rx, ry, hr, tail_len, leg_len = _SIZE_SHAPE[sp.size]
+    hr *= style["head"]
+    tail_len *= style["tail"]
     # Individual variation: a few percent on every proportion.
     rx *= rng.uniform(0.95, 1.05)
     ry *= rng.uniform(0.95, 1.05)
@@ -201,7 +215,7 @@ def _draw_bird(cv: _Canvas, sp: Species, rng: np.random.Generator) -> dict[str, 
         cv.line([(dx * rx - 0.15, foot_y), (dx * rx + 0.25, foot_y)], dark, 0.06)
 
     # Tail: a fan from the rump, in bands along its length.
-    spread = 0.28 if sp.size != "large" else 0.22
+    spread = (0.28 if sp.size != "large" else 0.22) * style["tail_spread"]
     root_top, root_bot = (-rx * 0.75, -ry * 0.25), (-rx * 0.75, ry * 0.2)
     tip = -rx * 0.75 - tail_len
     shades = _shades(sp.tail, 3, rng)
@@ -250,12 +264,12 @@ def _draw_bird(cv: _Canvas, sp: Species, rng: np.random.Generator) -> dict[str, 
     face = _shades(sp.underparts, 1, rng)[0]
     cv.polygon(_ellipse(hx, hy, hr, hr), face)
     crown_shades = _shades(sp.crown, 3, rng)
-    t0, t1 = math.pi * 1.05, math.pi * 1.95
+    t0, t1 = style["crown_arc"]
     for i in range(3):
         a = t0 + (t1 - t0) * i / 3
         b = t0 + (t1 - t0) * (i + 1) / 3
         arc = _ellipse(hx, hy, hr, hr, 0.0, a, b, n=8)
-        cv.polygon([(hx, hy - hr * 0.15)] + arc, crown_shades[i])
+        cv.polygon([(hx, hy - hr * style["crown_hub"])] + arc, crown_shades[i])
     eye = (hx + hr * 0.35, hy - hr * 0.02)
     cv.polygon(_ellipse(eye[0], eye[1], hr * 0.2, hr * 0.2, n=16), (245, 245, 240))
     cv.polygon(_ellipse(eye[0], eye[1], hr * 0.12, hr * 0.12, n=16), (10, 10, 10))
@@ -285,10 +299,11 @@ def _draw_bird(cv: _Canvas, sp: Species, rng: np.random.Generator) -> dict[str, 
 
 
 def render_bird(species: Species, rng: np.random.Generator, size: int = 304, scene: str = "varied",
-                fill_range: tuple[float, float] = (0.25, 0.8)) -> Rendered:
+                fill_range: tuple[float, float] = (0.25, 0.8), parts: str = "natural") -> Rendered:
     """Render one image of ``species`` at ``size``×``size`` with pose, scene, light and noise.
     ``scene``: ``varied`` (sky, foliage, water, branch or meadow) or ``plain`` (a pale backdrop,
-    the miniature's); ``fill_range``: the share of the frame the bird spans."""
+    the miniature's); ``fill_range``: the share of the frame the bird spans; ``parts``:
+    ``natural`` or ``salient`` (``PART_STYLES``)."""
     big = size * SUPERSAMPLE
     background = BACKGROUNDS[int(rng.integers(0, len(BACKGROUNDS)))] if scene == "varied" else "plain"
     img, perch = _background(background, big, rng)
@@ -307,7 +322,7 @@ def render_bird(species: Species, rng: np.random.Generator, size: int = 304, sce
         margin = 1.2 * scale
         origin = (rng.uniform(margin, big - margin), rng.uniform(margin, big - margin))
     cv = _Canvas(draw, scale, angle, mirror, origin)
-    local_parts = _draw_bird(cv, species, rng)
+    local_parts = _draw_bird(cv, species, rng, PART_STYLES[parts])
 
     xs = [p[0] for p in cv.points]
     ys = [p[1] for p in cv.points]
