@@ -19,11 +19,12 @@ def test_a_class_missing_methods_is_refused_by_name(tmp_path, monkeypatch):
     from harness.config.load import load_config
 
     with pytest.raises(UserError, match="lacks what the harness calls: train, eval, train_step"):
-        load_config("smoke_stage1", ["family=half.py:Half"])
-    with pytest.raises(UserError, match="no installed package registers"):
-        load_config("smoke_stage1", ["family=not_a_model"])
+        load_config("smoke_stage1", ["family=half.py:Half"], resolve_code=True)
+    for resolve in (True, False):  # an unknown name is refused even by commands that only read
+        with pytest.raises(UserError, match="no installed package registers"):
+            load_config("smoke_stage1", ["family=not_a_model"], resolve_code=resolve)
     with pytest.raises(UserError, match="has no 'Nope'"):
-        load_config("smoke_stage1", ["family=half.py:Nope"])
+        load_config("smoke_stage1", ["family=half.py:Nope"], resolve_code=True)
 
 
 @pytest.mark.integration

@@ -147,6 +147,13 @@ def validate(cfg: RunConfig, resolve_code: bool = False) -> None:
             from harness.runner.build import family_section
 
             family_section(cfg)  # imports the user's class, builds its Config from `custom`
+        elif ":" not in cfg.family:
+            from harness.runner.protocol import ENTRY_POINT_GROUP, _from_entry_points
+
+            if _from_entry_points(cfg.family) is None:  # reads package metadata, imports nothing
+                raise UserError(f"family: {cfg.family!r} is not a built-in family, not module:Class "
+                                f"or file.py:Class, and no installed package registers it in the "
+                                f"{ENTRY_POINT_GROUP!r} entry points")
         errors = []
         if cfg.optim.grad_accumulation != 1:
             errors.append(f"optim.grad_accumulation: the {cfg.family} step has no micro-batches")
