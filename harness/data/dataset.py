@@ -122,9 +122,9 @@ class TextImageDataset(Dataset):
             raise UserError(f"{self.index.split_dir}: the released pre-resized pickles hold "
                             "box-cropped images; with use_bbox=false they cannot be used")
         # The released 76/304images.pickle hold box-cropped images (hanzhanggit/StackGAN
-        # misc/preprocess_birds.py): a model
-        # trained on whole images (GAN-INT-CLS, GAWWN) must decode the JPEGs instead, and so
-        # must any other load size or preprocessing than the TF code's.
+        # misc/preprocess_birds.py): a model trained on whole images (GAN-INT-CLS, GAWWN) must
+        # decode the JPEGs instead, and so must any other load size or preprocessing than the
+        # TF code's.
         if options.preresized != "never" and options.use_bbox and options.load_size is None \
                 and options.preprocessing == "paper":
             wanted = {load_size(s) for s in options.image_sizes}

@@ -95,10 +95,12 @@ def render_novel_birds(root: str | Path, count: int, load: int, seed: int,
     if manifest is None:
         raise UserError(f"{root}: not a synthbirds dataset (no synthbirds manifest.json); "
                         "novel-species renders exist only for the built-in dataset")
+    from dataclasses import fields
+
     from harness.data.synthbirds.build import SynthOptions
 
     options = manifest.get("options", {})
-    style = SynthOptions(**{k: options[k] for k in ("scene", "fill", "palette", "parts") if k in options})
+    style = SynthOptions(**{f.name: options[f.name] for f in fields(SynthOptions) if f.name in options})
     species = novel_species(root, count, seed, style.palette)
     size = int(options.get("size", 304))
     loader = DataLoader(_Renders(species, size, load, seed, style.style()), batch_size=64,

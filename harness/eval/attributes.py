@@ -245,17 +245,25 @@ def derangement(n: int, seed: int) -> np.ndarray:
             return perm
 
 
-def _scores(preds: torch.Tensor, named: list[list[int]], table: AttributeTable) -> np.ndarray:
-    """Per image, the fraction of its caption's attributes the classifier sees (NaN: none named)."""
-    per_image = []
+Checks = list[list[tuple[str, bool]]]  # per image, (kind, seen) per attribute its caption names
+
+
+def _checks(preds: torch.Tensor, named: list[list[int]], table: AttributeTable) -> Checks:
+    """Per image, (kind, seen) for each attribute its caption names: does the classifier see it."""
+    out = []
     for i, ids in enumerate(named):
-        checks = []
+        row = []
         for attr_id in ids:
             kind, value = table.by_id[attr_id]
-            g = table.kinds.index(kind)
-            checks.append(table.values[kind][int(preds[i, g])] == value)
-        per_image.append(float(np.mean(checks)) if checks else float("nan"))
-    return np.asarray(per_image, dtype=float)
+            row.append((kind, table.values[kind][int(preds[i, table.kinds.index(kind)])] == value))
+        out.append(row)
+    return out
+
+
+def _scores(checks: Checks) -> np.ndarray:
+    """Per image, the fraction of its caption's attributes the classifier sees (NaN: none named)."""
+    return np.asarray([float(np.mean([seen for _, seen in row])) if row else float("nan")
+                       for row in checks], dtype=float)
 
 
 def attribute_accuracy(images_u8: torch.Tensor, named: list[list[int]], table: AttributeTable,
@@ -270,7 +278,8 @@ def attribute_accuracy(images_u8: torch.Tensor, named: list[list[int]], table: A
     if ckpt["kinds"] != table.kinds:
         raise UserError(f"{classifier_path}: trained on other attribute kinds than the dataset's")
     preds = predict(model, images_u8, AttributeOptions(**ckpt["options"]).image_size)
-    per_image = _scores(preds, named, table)
+    own = _checks(preds, named, table)
+    per_image = _scores(own)
     scores = per_image[per_image == per_image]
     if not len(scores):
         raise UserError("no image's caption names any attribute")
@@ -278,7 +287,8 @@ def attribute_accuracy(images_u8: torch.Tensor, named: list[list[int]], table: A
            "classifier_held_out_accuracy": ckpt["metrics"]["held_out_accuracy"]}
     if len(named) >= 2:
         other = derangement(len(named), shuffle_seed)
-        shuffled = _scores(preds, [named[j] for j in other], table)
+        other_checks = _checks(preds, [named[j] for j in other], table)
+        shuffled = _scores(other_checks)
         both = (per_image == per_image) & (shuffled == shuffled)
         diff = per_image[both] - shuffled[both]
         rng = np.random.default_rng(shuffle_seed)
@@ -286,28 +296,26 @@ def attribute_accuracy(images_u8: torch.Tensor, named: list[list[int]], table: A
         lo, hi = np.percentile(boots, [2.5, 97.5])
         out.update({"shuffled": float(np.mean(shuffled[shuffled == shuffled])),
                     "gain": float(diff.mean()), "gain_ci": (float(lo), float(hi))})
-        out["per_kind"] = _per_kind(preds, named, [named[j] for j in other], table)
+        out["per_kind"] = _per_kind(own, other_checks, table.kinds)
     if return_scores:
         out["scores"] = per_image.tolist()
     return out
 
 
-def _per_kind(preds: torch.Tensor, named: list[list[int]], shuffled: list[list[int]],
-              table: AttributeTable) -> dict[str, dict]:
+def _per_kind(own: Checks, shuffled: Checks, kinds: list[str]) -> dict[str, dict]:
     """Per attribute kind (crown colour, wing colour, ...): the share of the named values the
     classifier sees, with the images' own captions and with the shuffled ones. Which parts a
     model draws from its caption and which it ignores."""
-    def hits(lists):
-        by_kind: dict[str, list[bool]] = {k: [] for k in table.kinds}
-        for i, ids in enumerate(lists):
-            for attr_id in ids:
-                kind, value = table.by_id[attr_id]
-                by_kind[kind].append(table.values[kind][int(preds[i, table.kinds.index(kind)])] == value)
-        return by_kind
+    def by_kind(checks):
+        seen: dict[str, list[bool]] = {k: [] for k in kinds}
+        for row in checks:
+            for kind, hit in row:
+                seen[kind].append(hit)
+        return seen
 
-    own, other = hits(named), hits(shuffled)
-    return {k: {"own": float(np.mean(own[k])), "shuffled": float(np.mean(other[k])), "n": len(own[k])}
-            for k in table.kinds if own[k] and other[k]}
+    mine, other = by_kind(own), by_kind(shuffled)
+    return {k: {"own": float(np.mean(mine[k])), "shuffled": float(np.mean(other[k])), "n": len(mine[k])}
+            for k in kinds if mine[k] and other[k]}
 
 
 def named_attributes(table: AttributeTable, caption_ids: list[str]) -> list[list[int]]:

@@ -19,12 +19,11 @@ from tqdm import tqdm
 
 from harness.atomic import atomic_directory
 from harness.data.dataset import TextImageDataset
+from harness.data.samples_manifest import MANIFEST
 from harness.data.sources import load_index
 from harness.errors import UserError
 from harness.runner.build import data_options, find_run_checkpoint, load_run, model_conditions
 from stackgan.model import step_seed
-
-MANIFEST = "manifest.jsonl"
 
 
 def caption_items(cfg, split: str, captions_per_image: int, limit: int | None,

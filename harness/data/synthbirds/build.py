@@ -92,10 +92,8 @@ class _Job:
     size: int
     seed: int
     out_dir: str
-    scene: str = "varied"
-    fill: tuple[float, float] = (0.25, 0.8)
-    parts: str = "natural"
-    captions: str = "all"
+    style: dict  # SynthOptions.style(): render_bird's keyword arguments
+    captions: str  # SynthOptions.captions
 
 
 def _stem(job: _Job) -> str:
@@ -104,7 +102,7 @@ def _stem(job: _Job) -> str:
 
 def _render_job(job: _Job) -> dict:
     rng = np.random.default_rng([job.seed, job.image_id])
-    rendered = render_bird(job.species, rng, job.size, job.scene, job.fill, job.parts)
+    rendered = render_bird(job.species, rng, job.size, **job.style)
     captions, caption_keys = make_captions(job.species, rng, 10, job.captions)
     buf = io.BytesIO()
     rendered.image.save(buf, format="JPEG", quality=JPEG_QUALITY)
@@ -159,7 +157,7 @@ def build_synthbirds(out: str | os.PathLike, options: SynthOptions = SynthOption
             (tmp / "text_c10" / sp.class_dir).mkdir(parents=True)
             for k in range(options.per_class):
                 jobs.append(_Job(len(jobs) + 1, sp, k, options.size, options.seed, str(tmp),
-                                 options.scene, tuple(options.fill), options.parts, options.captions))
+                                 options.style(), options.captions))
 
         results: list[dict] = []
         bar = tqdm(total=len(jobs), desc="rendering synthbirds", unit="img", disable=not progress)

@@ -34,12 +34,9 @@ def _phrase(kind: str, sp: Species, rng: np.random.Generator) -> tuple[str, list
     if kind == "crown":
         c = _colour(rng, sp.crown)
         return _pick(rng, (f"a {c} crown", f"a {c} head", f"a {c} cap")), ["crown_color"]
-    if kind == "wing_colour":  # the colour alone, never the pattern
+    if kind in ("wing", "wing_colour"):  # wing_colour: the colour alone, never the pattern
         c = _colour(rng, sp.wing)
-        return _pick(rng, (f"{c} wings", f"{c} wingbars", f"{c} secondaries")), ["wing_color"]
-    if kind == "wing":
-        c = _colour(rng, sp.wing)
-        if rng.uniform() < 0.5:  # the colour alone
+        if kind == "wing_colour" or rng.uniform() < 0.5:  # the colour alone
             return _pick(rng, (f"{c} wings", f"{c} wingbars", f"{c} secondaries")), ["wing_color"]
         a = _colour(rng, sp.wing_accent)
         keys = ["wing_color", "wing_pattern"]

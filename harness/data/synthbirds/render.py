@@ -193,10 +193,9 @@ _BEAK_WIDTH = {"cone": 0.75, "pointed": 0.42, "hooked": 0.5, "needle": 0.16}
 _BEAK_LENGTH = {"short": 0.75, "long": 1.7}
 
 
-def _draw_bird(cv: _Canvas, sp: Species, rng: np.random.Generator,
-               style: dict | None = None) -> dict[str, Point]:
-    """Draws the bird and returns its part locations in the bird frame."""
-    style = style or PART_STYLES["natural"]
+def _draw_bird(cv: _Canvas, sp: Species, rng: np.random.Generator, style: dict) -> dict[str, Point]:
+    """Draws the bird (``style``: one of ``PART_STYLES``) and returns its part locations in the
+    bird frame."""
     rx, ry, hr, tail_len, leg_len = _SIZE_SHAPE[sp.size]
     hr *= style["head"]
     tail_len *= style["tail"]
