@@ -51,3 +51,34 @@ def test_the_example_trains_evaluates_and_enters_the_table(smoke_data, tmp_path,
     out = build_report([str(EXAMPLE / "table1_with_dcgan.yaml")], "smoke", runs, tmp_path / "reports")
     table = (Path(out["reports"]["table1_with_dcgan"]) / "table.md").read_text()
     assert "text DCGAN (ours)" in table and "StackGAN above the text DCGAN" in table
+
+
+def test_matching_aware_dcgan_scores_the_wrong_pair_as_textbook_gan_cls(monkeypatch):
+    """The yardstick's D loss: BCE(real, 1) + [BCE(wrong, 0) + BCE(fake, 0)] / 2, checked against
+    the losses computed by hand from the same D outputs; without wrong images it is refused."""
+    import torch
+    import torch.nn.functional as F
+
+    from harness.runner.protocol import resolve_family
+    from stackgan.config import OptimConfig
+
+    monkeypatch.chdir(EXAMPLE.parents[1])
+    cls = resolve_family("examples/text_dcgan/model.py:TextDCGAN")
+    cfg = cls.Config(gf_dim=8, df_dim=8, image_size=32, matching_aware=True)
+    model = cls(cfg, OptimConfig(), seed=0)
+    g = torch.Generator().manual_seed(0)
+    batch = {"images": {32: torch.rand(4, 3, 32, 32, generator=g) * 2 - 1},
+             "wrong_images": {32: torch.rand(4, 3, 32, 32, generator=g) * 2 - 1},
+             "embedding": torch.randn(4, 1024, generator=g)}
+    seen = []
+    real_forward = model.netD.forward
+    monkeypatch.setattr(model.netD, "forward", lambda x, e: seen.append(real_forward(x, e)) or seen[-1])
+    out = model.train_step(batch, 0)
+    real, fake, wrong = (s.detach() for s in seen[:3])
+    by_hand = (F.binary_cross_entropy_with_logits(real, torch.ones(4))
+               + (F.binary_cross_entropy_with_logits(wrong, torch.zeros(4))
+                  + F.binary_cross_entropy_with_logits(fake, torch.zeros(4))) / 2)
+    assert out["loss_d"] == pytest.approx(float(by_hand), rel=1e-5)
+    del batch["wrong_images"]
+    with pytest.raises(ValueError, match="matching_aware needs wrong images"):
+        model.train_step(batch, 1)

@@ -272,3 +272,30 @@ def test_raters_are_served_while_1000_idle_sockets_and_slow_headers_are_open(two
               f"latency median {latencies[30] * 1e3:.1f} ms, p95 {latencies[57] * 1e3:.1f} ms, "
               f"max {latencies[-1] * 1e3:.1f} ms; all 1020 closed by the {server_mod.HEADER_TIMEOUT_S:.0f} s "
               "header timeout")
+
+
+def test_requests_beyond_the_active_limit_get_503_and_connections_beyond_the_cap_are_closed(
+        two_runs, tmp_path, monkeypatch):
+    """The two bounds the guarded server adds: requests being handled at once (a limit of 0:
+    every request is over it; 503 with the security headers) and open connections (a cap of 3:
+    the fourth is closed at once, while the first three stay open)."""
+    monkeypatch.setattr(server_mod, "MAX_ACTIVE_REQUESTS", 0)
+    monkeypatch.setattr(server_mod, "MAX_OPEN_CONNECTIONS", 3)
+    study = _study(two_runs, tmp_path / "limits", raters=1)
+    _, key = load_study(study)
+    server = StudyServer(study, "127.0.0.1", 0)
+    server.start_background()
+    held = []
+    try:
+        status, headers, _ = _request(server, "GET", f"/r/{key['tokens']['r01']}/api/state")
+        assert status == 503 and headers.get("x-frame-options") == "DENY"
+        time.sleep(0.5)  # that request's connection is gone before the count starts
+        held = [socket.create_connection((server.host, server.port), timeout=5) for _ in range(4)]
+        assert held[3].recv(1) == b""  # closed by the server straight away
+        held[0].settimeout(1.0)
+        with pytest.raises(TimeoutError):  # still open: nothing to read, no end of stream
+            held[0].recv(1)
+    finally:
+        for s in held:
+            s.close()
+        server.shutdown()
