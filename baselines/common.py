@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stackgan.config import OptimConfig
-from stackgan.model import grad_norm
+from harness.core import OptimConfig, grad_norm
 
 
 class OneStageModel:

@@ -35,10 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common import OneStageModel
-from stackgan.config import OptimConfig
+from harness.core import OptimConfig, step_seed
 from stackgan.layers import BottleneckResidual, init_weights
 from stackgan.losses import bce_fake, bce_real
-from stackgan.model import step_seed
 from stackgan.networks import ConditionalLogits, paper_image_encoder
 
 VARIANTS = ("gan", "gan_cls", "gan_int", "gan_int_cls")

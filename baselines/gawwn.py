@@ -48,11 +48,10 @@ from torch import nn
 
 from baselines.common import OneStageModel
 from baselines.gan_int_cls import discriminator_loss
-from harness.compute_dtype import compute_dtype
-from stackgan.config import OptimConfig
+from harness.core import OptimConfig, step_seed
+from harness.core.compute_dtype import compute_dtype
 from stackgan.layers import BottleneckResidual, init_weights
 from stackgan.losses import bce_real
-from stackgan.model import step_seed
 
 GRID = 16  # where text meets the box or the parts
 CONDITIONINGS = ("bbox", "keypoints")

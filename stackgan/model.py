@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stackgan.config import ModelConfig, OptimConfig
+from harness.core import OptimConfig, grad_norm, step_seed
+from stackgan.config import ModelConfig
 from stackgan.losses import discriminator_loss, generator_adversarial_loss
 from stackgan.networks import (
     Stage1Generator,
@@ -31,16 +32,6 @@ from stackgan.networks import (
 G_NOISE_STREAM = 1 << 40
 
 
-def step_seed(seed: int, step: int, micro: int) -> int:
-    """A 63-bit seed for one micro-batch of one step (splitmix64 of the three)."""
-    x = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + micro * 0x94D049BB133111EB)
-    x &= (1 << 64) - 1
-    x ^= x >> 31
-    x = (x * 0xBF58476D1CE4E5B9) & ((1 << 64) - 1)
-    x ^= x >> 27
-    return x & ((1 << 63) - 1)
-
-
 @dataclass
 class StepOutputs:
     fake: torch.Tensor
@@ -48,11 +39,6 @@ class StepOutputs:
     log_scale: torch.Tensor | None
     stage1: torch.Tensor | None
     kl_module: nn.Module
-
-
-def grad_norm(params) -> float:
-    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
-    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
 class StackGANModel:

@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
+from harness.core import OptimConfig
 from stackgan.ca import ConditioningAugmentation
-from stackgan.config import ModelConfig, OptimConfig
+from stackgan.config import ModelConfig
 from stackgan.losses import discriminator_loss, generator_adversarial_loss
 from stackgan.model import StackGANModel
 from stackgan.networks import (

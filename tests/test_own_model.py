@@ -59,11 +59,11 @@ def test_matching_aware_dcgan_scores_the_wrong_pair_as_textbook_gan_cls(monkeypa
     import torch
     import torch.nn.functional as F
 
-    from harness.runner.protocol import resolve_family
-    from stackgan.config import OptimConfig
+    from harness.core import OptimConfig
+    from harness.families import model_class
 
     monkeypatch.chdir(EXAMPLE.parents[1])
-    cls = resolve_family("examples/text_dcgan/model.py:TextDCGAN")
+    cls = model_class("examples/text_dcgan/model.py:TextDCGAN")
     cfg = cls.Config(gf_dim=8, df_dim=8, image_size=32, matching_aware=True)
     model = cls(cfg, OptimConfig(), seed=0)
     g = torch.Generator().manual_seed(0)

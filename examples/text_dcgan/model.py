@@ -3,10 +3,10 @@ discriminator see a 128-d projection of the caption embedding, concatenated (Mir
 style conditioning); with ``matching_aware: true`` it is the textbook GAN-CLS (Reed et al. 2016's
 matching-aware discriminator: the real image with its caption scores 1, the real image of another
 class with that caption and the generated image score 0, half weight each), the yardstick
-docs/captions.md trains beside our faithful GAN-INT-CLS. It implements harness/runner/protocol.py through
-``OneStageModel`` (optimisers, schedules, state, noise) and adds its networks, ``train_step`` and
-``generate``. A config names it as ``family: examples/text_dcgan/model.py:TextDCGAN`` and gives
-its hyperparameters in ``custom:``.
+docs/captions.md trains beside our faithful GAN-INT-CLS. It implements harness/core/interface.py
+through ``OneStageModel`` (optimisers, schedules, state, noise) and adds its networks,
+``train_step`` and ``generate``. A config names it as
+``family: examples/text_dcgan/model.py:TextDCGAN`` and gives its hyperparameters in ``custom:``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import torch
 from torch import nn
 
 from baselines.common import OneStageModel
-from stackgan.config import OptimConfig
+from harness.core import OptimConfig, step_seed
 from stackgan.losses import bce_fake, bce_real
-from stackgan.model import step_seed
 
 
 @dataclass

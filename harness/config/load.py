@@ -140,31 +140,11 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...
 
 
 def validate(cfg: RunConfig, resolve_code: bool = False) -> None:
-    from harness.config.schema import FAMILIES
-
-    if cfg.family not in FAMILIES:
-        if resolve_code:
-            from harness.runner.build import family_section
-
-            family_section(cfg)  # imports the user's class, builds its Config from `custom`
-        elif ":" not in cfg.family:
-            from harness.runner.protocol import ENTRY_POINT_GROUP, _from_entry_points
-
-            if _from_entry_points(cfg.family) is None:  # reads package metadata, imports nothing
-                raise UserError(f"family: {cfg.family!r} is not a built-in family, not module:Class "
-                                f"or file.py:Class, and no installed package registers it in the "
-                                f"{ENTRY_POINT_GROUP!r} entry points")
-        errors = []
-        if cfg.optim.grad_accumulation != 1:
-            errors.append(f"optim.grad_accumulation: the {cfg.family} step has no micro-batches")
-    elif cfg.family == "stackgan":
-        errors = cfg.model.validate()
-    else:
-        errors = cfg.gawwn.validate() if cfg.family == "gawwn" else cfg.baseline.validate()
-        if cfg.optim.grad_accumulation != 1:
-            errors.append(f"optim.grad_accumulation: the {cfg.family} step has no micro-batches")
     from harness.data.dataset import TEXT_STRATEGIES, WRONG_STRATEGIES
     from harness.data.transforms import PREPROCESSING
+    from harness.families import config_errors
+
+    errors = config_errors(cfg, resolve_code)
 
     data = cfg.data
     for key, value, allowed in (("preprocessing", data.preprocessing, PREPROCESSING),
@@ -172,9 +152,6 @@ def validate(cfg: RunConfig, resolve_code: bool = False) -> None:
                                 ("wrong_strategy", data.wrong_strategy, WRONG_STRATEGIES)):
         if value not in allowed:
             errors.append(f"data.{key}: {value!r} is not one of {allowed}")
-    if cfg.family == "gawwn" and data.wrong_strategy not in ("shuffled_text", "other_class"):
-        errors.append(f"data.wrong_strategy: GAWWN takes shuffled_text (the Lua code) or "
-                      f"other_class, not {data.wrong_strategy!r}")
     errors += range_errors(cfg) + name_errors(cfg)
     if errors:
         raise UserError("; ".join(errors))

@@ -8,7 +8,8 @@ from typing import Any
 
 from baselines.gan_int_cls import GanIntClsConfig
 from baselines.gawwn import GawwnConfig
-from stackgan.config import ModelConfig, OptimConfig
+from harness.core.optim import OptimConfig
+from stackgan.config import ModelConfig
 
 
 @dataclass
@@ -63,16 +64,13 @@ class TrackingConfig:
     parent_run_id: str | None = None  # set by `sweep`: nests this run under the sweep's run
 
 
-FAMILIES = ("stackgan", "gan_int_cls", "gawwn")  # built in; or a model of your own (protocol.py)
-
-
 @dataclass
 class RunConfig:
     name: str = "run"
     runs_dir: str = "runs"
     # Which section describes the networks: stackgan -> model, gan_int_cls -> baseline,
     # gawwn -> gawwn; a model of your own (module:Class, file.py:Class or an entry-point name,
-    # harness/runner/protocol.py) -> custom.
+    # harness.families) -> custom.
     family: str = "stackgan"
     model: ModelConfig = field(default_factory=ModelConfig)
     baseline: GanIntClsConfig = field(default_factory=GanIntClsConfig)

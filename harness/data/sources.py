@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.compute_dtype import numpy_compute_dtype
+from harness.core.compute_dtype import numpy_compute_dtype
 from harness.data.fingerprint import MANIFEST_NAME
 from harness.data.safe_pickle import safe_load_pickle
 from harness.errors import UserError

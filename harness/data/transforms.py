@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.compute_dtype import as_compute, compute_dtype
+from harness.core.compute_dtype import as_compute, compute_dtype
 
 PREPROCESSING = ("paper", "pytorch", "torch7")
 

@@ -130,7 +130,7 @@ def degrade_batch(images_u8: torch.Tensor, share: float, gen: torch.Generator) -
     drawn up to ``DEGRADE_NOISE`` levels, and blurred (σ 0.5–1.5 px) one time in three; uint8 out."""
     from torchvision.transforms.functional import gaussian_blur
 
-    from harness.compute_dtype import compute_dtype
+    from harness.core.compute_dtype import compute_dtype
 
     n, _, h, w = images_u8.shape
     chosen = torch.rand(n, generator=gen) < share

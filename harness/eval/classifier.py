@@ -22,7 +22,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from tqdm import tqdm
 
 from harness.atomic import write_text_atomic
-from harness.compute_dtype import as_compute
+from harness.core.compute_dtype import as_compute
 from harness.errors import UserError
 from harness.serialization import load_torch_checked, save_torch_atomic
 

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from harness.config.schema import RunConfig
+from harness.core import generate_batch, step_seed
 from harness.eval.classifier import load_classifier, prepare
 from harness.runner.build import conditions_of
 from harness.runner.sample import caption_items, to_uint8
-from stackgan.model import step_seed
 
 
 def _fid_stats(features: np.ndarray) -> dict:
@@ -60,12 +60,10 @@ class FidValidator:
             images = []
             for start in range(0, len(self.items), 64):
                 chunk = self.items[start:start + 64]
-                noises = [model.sample_noise(1, torch.Generator().manual_seed(
-                    step_seed(self.seed, start + k, 0))) for k in range(len(chunk))]
-                stacked = {k: torch.cat([nz[k] for nz in noises]) for k in noises[0]}
+                seeds = [step_seed(self.seed, start + k, 0) for k in range(len(chunk))]
                 given = {name: torch.stack([item[name] for item in chunk]) for name in self.conditions}
-                out = model.generate(torch.stack([item["embedding"] for item in chunk]), stacked["z"],
-                                     stacked.get("eps1"), stacked.get("eps2"), **given)
+                out = generate_batch(model, torch.stack([item["embedding"] for item in chunk]), seeds,
+                                     given)
                 final = out.get("stage2", out["stage1"]).float().cpu()
                 if final.shape[-1] != self.size:
                     final = F.interpolate(final, size=(self.size, self.size), mode="bicubic",

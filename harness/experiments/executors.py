@@ -43,7 +43,9 @@ class Job:
 
     @property
     def stage1_dir(self) -> str | None:
-        stage1 = self.config.train.stage1_run if self.config.family == "stackgan" else None
+        from harness.families import family_of
+
+        stage1 = family_of(self.config).stage1_run(self.config)
         return str(Path(stage1).resolve()) if stage1 else None
 
 

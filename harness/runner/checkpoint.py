@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from harness.atomic import write_text_atomic
+from harness.errors import UserError
 from harness.serialization import load_torch_checked, save_torch_atomic
 
 FORMAT = "stackgan-bench/checkpoint/1"
@@ -56,3 +57,17 @@ class CheckpointStore:
     def best_value(self) -> float | None:
         meta = self.folder / "best.json"
         return json.loads(meta.read_text())["value"] if meta.exists() else None
+
+
+def find_run_checkpoint(run_or_file: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run folder's final/latest checkpoint."""
+    path = Path(run_or_file)
+    if path.is_file():
+        return path
+    final = path / "checkpoints" / "final.pt"
+    if final.exists():
+        return final
+    latest = CheckpointStore(path / "checkpoints").latest()
+    if latest is None:
+        raise UserError(f"{path}: no checkpoint found (expected a run folder or a .pt file)")
+    return latest

@@ -18,12 +18,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from harness.atomic import atomic_directory
+from harness.core import generate_batch, step_seed
 from harness.data.dataset import TextImageDataset
 from harness.data.samples_manifest import MANIFEST
 from harness.data.sources import load_index
 from harness.errors import UserError
-from harness.runner.build import data_options, find_run_checkpoint, load_run, model_conditions
-from stackgan.model import step_seed
+from harness.runner.build import data_options, load_run, model_conditions
+from harness.runner.checkpoint import find_run_checkpoint
 
 
 def caption_items(cfg, split: str, captions_per_image: int, limit: int | None,
@@ -135,12 +136,9 @@ def _sample_run(run_dir, out: Path, split, captions_file, per_caption, captions_
         digest = hashlib.sha256()
         for start in tqdm(range(0, len(jobs), batch_size), desc="sampling", disable=not progress):
             chunk = jobs[start:start + batch_size]
-            noises = [model.sample_noise(1, torch.Generator().manual_seed(s)) for _, _, s in chunk]
-            stacked = {k: torch.cat([nz[k] for nz in noises]) for k in noises[0]}
             emb = torch.stack([items[n]["embedding"] for n, _, _ in chunk])
             given = {name: torch.stack([items[n][name] for n, _, _ in chunk]) for name in conditions}
-            images = model.generate(emb, stacked["z"], stacked.get("eps1"), stacked.get("eps2"),
-                                    **given)
+            images = generate_batch(model, emb, [s for _, _, s in chunk], given)
             final = images.get("stage2", images["stage1"])
             for stage, batch in images.items():
                 if not bool(torch.isfinite(batch).all()):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Sampler
 
-from stackgan.model import step_seed
+from harness.core import step_seed
 
 
 class ResumableBatchSampler(Sampler):

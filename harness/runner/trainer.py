@@ -23,19 +23,14 @@ from tqdm import tqdm
 from harness.atomic import write_text_atomic
 from harness.config.load import config_differences, flatten, from_yaml_file, to_dict, to_yaml
 from harness.config.schema import RunConfig
+from harness.core.interface import TRAINED_NETWORKS
 from harness.data.check import check_dataset
 from harness.data.sources import dataset_fingerprint
 from harness.errors import UserError
+from harness.families import family_of
 from harness.locks import LOCK_NAME
 from harness.runner import distributed as ddp
-from harness.runner.build import (
-    build_dataset,
-    build_model,
-    load_stage1_generator,
-    model_conditions,
-    variant_of,
-    z_dim,
-)
+from harness.runner.build import build_dataset, build_model, model_conditions, z_dim
 from harness.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
 from harness.runner.sampler import ResumableBatchSampler
 from harness.runner.seeding import (
@@ -216,8 +211,8 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     elif cfg.train.sync_bn:
         raise UserError("train.sync_bn is for data-parallel runs (torchrun / --nproc)")
     if cfg.train.compile:
-        model.netG = torch.compile(model.netG)
-        model.netD = torch.compile(model.netD)
+        for name in TRAINED_NETWORKS:  # networks() keys are the attributes that hold them
+            setattr(model, name, torch.compile(model.networks()[name]))
 
     store = CheckpointStore(run_dir / "checkpoints", cfg.train.keep_last)
     step = epoch = batch_in_epoch = 0
@@ -234,15 +229,14 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                       run_dir, cfg.name, parent_run_id=cfg.tracking.parent_run_id,
                       enabled=cfg.tracking.enabled and main)
     if resumed is None and main:
-        stackgan = cfg.family == "stackgan"
-        tags = {"seed": cfg.train.seed, "family": cfg.family, "variant": variant_of(cfg),
-                "stage": cfg.model.stage if stackgan else 1,
+        family = family_of(cfg)
+        tags = {"seed": cfg.train.seed, "family": cfg.family, "variant": family.variant(cfg),
+                "stage": family.stage(cfg),
                 "world_size": ctx.world_size,
                 "data_fingerprint": fingerprint, "deterministic": cfg.train.deterministic,
                 "device": str(device), **code_version(),
                 **{f"lib.{k}": v for k, v in library_versions().items()}}
-        if stackgan and cfg.model.stage == 2:
-            tags["stage1_checkpoint"] = str(load_stage1_generator(cfg)[1])
+        tags.update(family.provenance(cfg))
         tracker.log_params(flatten(to_dict(cfg)))
         tracker.set_tags(tags)
         tracker.log_artifact(run_dir / "config.yaml")

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from harness.atomic import write_text_atomic
-from harness.compute_dtype import numpy_compute_dtype
+from harness.core.compute_dtype import numpy_compute_dtype
 from harness.data.fingerprint import sha256_file
 from harness.data.safe_pickle import dump_pickle
 from harness.data.sources import EMBEDDINGS_FILE, dataset_fingerprint, load_index

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.compute_dtype import compute_dtype
+from harness.core.compute_dtype import compute_dtype
 from harness.text.alphabet import ALPHABET_SIZE, MAX_LENGTH
 
 

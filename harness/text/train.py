@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from harness.atomic import write_text_atomic
-from harness.compute_dtype import as_compute
+from harness.core.compute_dtype import as_compute
 from harness.data.real_images import load_real_tensor
 from harness.data.sources import DatasetIndex, dataset_fingerprint, load_index
 from harness.data.transforms import load_size
