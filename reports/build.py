@@ -79,8 +79,8 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         val_curves, plateaus = _validation(uri, frame, exp, scale.seeds)
         claims = check_claims(exp, seed_values, _not_judged(exp, frame, scale.seeds, plateaus),
                               _human_comparisons(runs_root, study_id))
-        ev = scale.pipeline.get("eval") or {}
-        protocol = resolve_protocol(ev.get("protocol"), ev.get("captions_per_image"), ev.get("per_caption"))
+        ev = scale.pipeline.eval
+        protocol = resolve_protocol(ev.protocol, ev.captions_per_image, ev.per_caption)
         notes = [f"Scale {preset}: {scale.description}; seeds {list(scale.seeds)}.",
                  f"Evaluation protocol {protocol.name}: the first {protocol.captions_per_image} "
                  f"caption(s) of each test image, {protocol.per_caption} image(s) each.",

@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 
 from harness.config.load import config_differences, load_config
@@ -6,6 +9,7 @@ from harness.experiments.execute import execute, run_status
 from harness.experiments.plan import plan_runs
 from harness.experiments.spec import load_experiment, load_scales, merge_runs
 
+ROOT_DIR = Path(__file__).resolve().parents[1]
 TEST_SET = ["tracking.enabled=false", "data.check=false", "train.max_steps=1",
             "train.sample_every=1000", "train.checkpoint_every=1000"]
 
@@ -115,3 +119,28 @@ def test_cli_plan_lists_runs(capsys):
     assert [ln.split()[0] for ln in out] == ["cub-s1-64-s0", "cub-sg-128-s0"]
     assert main(["experiment", "plan", "table2", "--scale", "huge"]) == 2
     assert "choose one of smoke, quick, small, paper" in capsys.readouterr().err
+
+
+def test_a_typo_in_a_scales_pipeline_section_is_refused_with_the_nearest_key(tmp_path):
+    """The pipeline section is typed like a run config: a misspelt key was silently ignored."""
+    import yaml
+
+    scales = yaml.safe_load((ROOT_DIR / "experiments" / "scales.yaml").read_text())
+    cases = (("eval", {"sise": 64}, "unknown key 'eval.sise'; did you mean eval.size"),
+             (None, {"text_step": 3}, "unknown key 'text_step'; did you mean text_steps"),
+             ("synth", {"clases": 3}, "synth: unknown key 'clases'; did you mean classes"),
+             ("human", {"raters": "ten"}, "invalid value for 'human.raters'"))
+    for section, bad, expected in cases:
+        changed = {**scales["quick"], "pipeline": dict(scales["quick"]["pipeline"])}
+        target = changed["pipeline"]
+        if section:
+            target[section] = {**target.get(section, {}), **bad}
+        else:
+            target.update(bad)
+        path = tmp_path / "scales.yaml"
+        path.write_text(yaml.safe_dump({"quick": changed}))
+        with pytest.raises(UserError, match=re.escape(expected)):
+            load_scales(path)
+    quick = load_scales()["quick"].pipeline
+    assert (quick.eval.kid_subset_size, quick.human.raters, quick.validity) == (500, 3, None)
+    assert quick.declared["eval"]["kid_subset_size"] == 500  # the steps' hashes read what is written

@@ -13,6 +13,7 @@ import yaml
 from harness.config.load import resolve_named_yaml
 from harness.config.yaml_plain import load_plain
 from harness.errors import UserError
+from harness.experiments.scale_pipeline import PipelineConfig, parse_pipeline
 
 EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # model: any family, its own preset; external: samples written elsewhere (a folder), not trained
@@ -66,7 +67,7 @@ class Scale:
     seeds: tuple[int, ...]
     presets: dict[str, dict[str, str]]
     set: dict[str, tuple[str, ...]]  # kind or run id -> overrides
-    pipeline: dict = field(default_factory=dict)  # what `reproduce` does around the runs
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)  # what `reproduce` does around the runs
     # The run ids trained at this scale (None: all); the others are listed as not run, with
     # ``not_run`` as the reason.
     runs: tuple[str, ...] | None = None
@@ -210,7 +211,8 @@ def load_scales(path: str | Path | None = None) -> dict[str, Scale]:
             raise UserError(f"{where}.runs: expected a list of run ids")
         scales[name] = Scale(name, spec["description"], dict(spec["data"]),
                              tuple(int(s) for s in spec["seeds"]), spec["presets"], overrides,
-                             dict(spec.get("pipeline") or {}), tuple(runs) if runs is not None else None,
+                             parse_pipeline(spec.get("pipeline"), where),
+                             tuple(runs) if runs is not None else None,
                              spec.get("not_run") or "not run at this scale")
     return scales
 

@@ -82,7 +82,7 @@ class Pipeline:
         self.keys: dict[str, str] = {}
         # The evaluators (dataset classifier, R-precision image encoder, attribute classifier)
         # judge images at this size (the scale's largest output); None: their preset sizes.
-        self.evaluator_size: int | None = self.pipe.get("evaluator_size")
+        self.evaluator_size: int | None = self.pipe.evaluator_size
         self.executor = opts.executor
 
     # ----------------------------------------------------------------------------- steps
@@ -116,7 +116,7 @@ class Pipeline:
             self.step("dataset", {"data": str(root.resolve()), "fingerprint": source_fingerprint(root)},
                       [root], check)
             return
-        synth = dict(self.pipe.get("synth") or {})
+        synth = self.pipe.synth
 
         def render() -> dict:
             from harness.data.synthbirds.build import SynthOptions, build_synthbirds
@@ -138,7 +138,7 @@ class Pipeline:
         from harness.text.train import TextTrainOptions, train_text_encoder
 
         base = {"data": self.keys["dataset"], "code": code_hash("harness/text", "harness/data")}
-        preset = self.pipe.get("text_preset", "small")
+        preset = self.pipe.text_preset
         encoder = self.root / "text-encoder"
         if self._released_embeddings():
             self.log.add("[released] caption embeddings found in the dataset: used as they are")
@@ -148,21 +148,21 @@ class Pipeline:
                 from harness.text.embed import embed_dataset
 
                 metrics = train_text_encoder(self.data_root, encoder, TextTrainOptions(
-                    preset=preset, steps=self.pipe.get("text_steps"), seed=0, check_data=False),
+                    preset=preset, steps=self.pipe.text_steps, seed=0, check_data=False),
                     progress=self.opts.progress)
                 embed_dataset(self.data_root, encoder / "encoder.pt", progress=self.opts.progress)
                 return {"metrics": metrics}
 
-            self.step("text-encoder", {**base, "preset": preset, "steps": self.pipe.get("text_steps")},
+            self.step("text-encoder", {**base, "preset": preset, "steps": self.pipe.text_steps},
                       [encoder / "encoder.pt"], train_and_embed)
         evaluator = self.root / "text-encoder-eval"
         size = self.evaluator_size
-        self.step("eval-encoder", {**base, "preset": preset, "steps": self.pipe.get("eval_text_steps"),
+        self.step("eval-encoder", {**base, "preset": preset, "steps": self.pipe.eval_text_steps,
                                    "seed": 1, **({"size": size} if size else {})},
                   [evaluator / "encoder.pt"],
                   lambda: {"metrics": train_text_encoder(
                       self.data_root, evaluator, TextTrainOptions(
-                          preset=preset, steps=self.pipe.get("eval_text_steps"), seed=1,
+                          preset=preset, steps=self.pipe.eval_text_steps, seed=1,
                           check_data=False, image_size=size), progress=self.opts.progress)})
 
     def eval_models(self) -> None:
@@ -170,14 +170,14 @@ class Pipeline:
 
         base = {"data": self.keys["dataset"], "code": code_hash(*EVAL_CODE, "harness/data")}
         out = self.root / "classifier"
-        preset = self.pipe.get("classifier_preset", "small")
-        steps = self.pipe.get("classifier_steps")
+        preset = self.pipe.classifier_preset
+        steps = self.pipe.classifier_steps
         size = self.evaluator_size
         sized = {"size": size} if size else {}
         # Width and batch of the small classifiers (default 32 and 64): at 128 px a narrower,
         # smaller-batch classifier keeps their training within the CPU budget.
-        shape = {k: self.pipe[f"classifier_{k}"] for k in ("width", "batch_size")
-                 if f"classifier_{k}" in self.pipe}
+        shape = {k: v for k, v in (("width", self.pipe.classifier_width),
+                                   ("batch_size", self.pipe.classifier_batch_size)) if v is not None}
         self.step("classifier", {**base, "preset": preset, "steps": steps, **sized, **shape},
                   [out / "classifier.pt"],
                   lambda: {"metrics": train_classifier(self.data_root, out, ClassifierOptions(
@@ -187,11 +187,12 @@ class Pipeline:
         if self.has_attributes:
             from harness.eval.attributes import AttributeOptions, train_attribute_classifier
 
-            steps = self.pipe.get("attribute_steps", 800)
+            steps = self.pipe.attribute_steps
             attr = self.root / "attributes"
             # Novel-species renders (synthbirds): the classifier's default is as many as the real
             # training images; a scale may ask for more (attribute_renders).
-            renders = {"renders": self.pipe["attribute_renders"]} if "attribute_renders" in self.pipe else {}
+            renders = ({"renders": self.pipe.attribute_renders}
+                       if self.pipe.attribute_renders is not None else {})
             options = AttributeOptions(steps=steps, **({"image_size": size} if size else {}), **shape,
                                        **renders)
             self.step("attributes", {**base, "steps": steps, **sized, **shape, **renders},
@@ -202,23 +203,22 @@ class Pipeline:
     def metric_validity(self) -> None:
         """The rulers checked before any model is judged: real test images against controlled
         degradations, at the evaluators' size (``validity:`` in the scale's pipeline)."""
-        validity = self.pipe.get("validity")
-        if not validity:
+        validity = self.pipe.validity
+        if validity is None:
             return
         from dataclasses import asdict
 
         from harness.eval.validity import ValidityRequest, log_report, validate_metrics, write_report
 
-        ev = self.pipe.get("eval") or {}
-        size = self.evaluator_size or ev.get("size") or 64
+        size = self.evaluator_size or self.pipe.eval.size or 64
         known = ("is", "fid", "kid", "rprec", "attr")
-        metrics = tuple(m for m in ev.get("metrics", ("is", "fid", "kid"))
+        metrics = tuple(m for m in self.pipe.eval.metrics
                         if m in known and (m != "attr" or self.has_attributes))
         request = ValidityRequest(
             data=str(self.data_root), size=size, classifier=str(self.root / "classifier" / "classifier.pt"),
             rprec_encoder=str(self.root / "text-encoder-eval" / "encoder.pt") if "rprec" in metrics else None,
             attr_classifier=str(self.root / "attributes" / "attributes.pt") if "attr" in metrics else None,
-            metrics=metrics, bootstrap=validity.get("bootstrap", 2000))
+            metrics=metrics, bootstrap=validity.bootstrap)
         out = self.root / "validity"
 
         def run() -> dict:
@@ -245,8 +245,8 @@ class Pipeline:
                          tracking_experiment=self.tracking_experiment)
 
     def _validate_overrides(self) -> list[str]:
-        validate = self.pipe.get("validate") or {}
-        return [f"train.validate_every={validate['every']}"] if validate.get("every") else []
+        every = self.pipe.validate.every
+        return [f"train.validate_every={every}"] if every else []
 
     def _validator(self, cfg):
         """The in-training validation of a run (val.fid at the evaluation size), when the scale
@@ -347,28 +347,27 @@ class Pipeline:
 
     def _validate_spec(self) -> dict | None:
         """What a worker needs to build ``_validator`` itself."""
-        validate = self.pipe.get("validate") or {}
-        if not validate.get("every"):
+        if not self.pipe.validate.every:
             return None
-        size = self.evaluator_size or (self.pipe.get("eval") or {}).get("size") or 64
+        size = self.evaluator_size or self.pipe.eval.size or 64
         return {"classifier": str(self.root / "classifier" / "classifier.pt"), "size": size,
-                "images": validate.get("images", 256)}
+                "images": self.pipe.validate.images}
 
     def _eval_request(self):
         from harness.eval.evaluate import EvalRequest
         from harness.eval.protocols import resolve
 
-        ev = self.pipe.get("eval") or {}
-        self.protocol = resolve(ev.get("protocol"), ev.get("captions_per_image"), ev.get("per_caption"))
-        metrics = [m for m in ev.get("metrics", ["is", "fid", "kid"])
+        ev = self.pipe.eval
+        self.protocol = resolve(ev.protocol, ev.captions_per_image, ev.per_caption)
+        metrics = [m for m in ev.metrics
                    if m != "attr" or self.has_attributes]
         return EvalRequest(
             fake="", metrics=tuple(metrics), data=str(self.data_root), split="test",
             classifier=str(self.root / "classifier" / "classifier.pt"),
             rprec_encoder=str(self.root / "text-encoder-eval" / "encoder.pt"),
             attr_classifier=str(self.root / "attributes" / "attributes.pt") if self.has_attributes else None,
-            size=ev.get("size"), splits=ev.get("splits", 10), kid_subset_size=ev.get("kid_subset_size", 1000),
-            seed=0), ev
+            size=ev.size, splits=ev.splits, kid_subset_size=ev.kid_subset_size,
+            seed=0), self.pipe.declared.get("eval") or {}
 
     def evaluate_runs(self, planned: list[PlannedRun]) -> None:
         from dataclasses import asdict
@@ -558,7 +557,7 @@ class Pipeline:
         if len(chosen) < 2:
             self.log.add("[skip] human study: fewer than two rated models at this scale")
             return
-        human = dict(self.pipe.get("human") or {})
+        human = self.pipe.human
         out = self.root / "human-study"
         def identity(p: PlannedRun) -> str:
             if p.external:  # a samples folder: its manifest says which images
@@ -566,15 +565,15 @@ class Pipeline:
             return weights_hash(p.run_dir / "checkpoints" / "final.pt")
 
         inputs = {"models": {p.name: identity(p) for p in chosen},
-                  "options": human, "code": code_hash("harness/human")}
+                  "options": dict(self.pipe.declared.get("human") or {}), "code": code_hash("harness/human")}
 
         def run() -> dict:
             if out.exists():
                 out.rename(out.with_name(f"human-study.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
             made = make_study(StudyOptions(
                 sources=[p.external or str(p.run_dir) for p in chosen], names=[p.spec.id for p in chosen],
-                out=str(out), captions=human.get("captions", 10), per_class=human.get("per_class", False),
-                per_model=human.get("per_model", 5), raters=human.get("raters", 10),
+                out=str(out), captions=human.captions, per_class=human.per_class,
+                per_model=human.per_model, raters=human.raters,
                 data=str(self.data_root), progress=self.opts.progress))
             return {"study_id": made["study_id"]}
 
