@@ -1,5 +1,4 @@
 import re
-from pathlib import Path
 
 import pytest
 
@@ -9,7 +8,6 @@ from harness.experiments.execute import execute, run_status
 from harness.experiments.plan import plan_runs
 from harness.experiments.spec import load_experiment, load_scales, merge_runs
 
-ROOT_DIR = Path(__file__).resolve().parents[1]
 TEST_SET = ["tracking.enabled=false", "data.check=false", "train.max_steps=1",
             "train.sample_every=1000", "train.checkpoint_every=1000"]
 
@@ -125,7 +123,9 @@ def test_a_typo_in_a_scales_pipeline_section_is_refused_with_the_nearest_key(tmp
     """The pipeline section is typed like a run config: a misspelt key was silently ignored."""
     import yaml
 
-    scales = yaml.safe_load((ROOT_DIR / "experiments" / "scales.yaml").read_text())
+    from harness.experiments.spec import EXPERIMENT_DIR
+
+    scales = yaml.safe_load((EXPERIMENT_DIR / "scales.yaml").read_text())
     cases = (("eval", {"sise": 64}, "unknown key 'eval.sise'; did you mean eval.size"),
              (None, {"text_step": 3}, "unknown key 'text_step'; did you mean text_steps"),
              ("synth", {"clases": 3}, "synth: unknown key 'clases'; did you mean classes"),

@@ -64,7 +64,7 @@ def _evil_config(tmp_path: Path) -> tuple[Path, Path]:
     marker = tmp_path / "ran"
     (tmp_path / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\nclass X: pass\n")
     config = tmp_path / "evil.yaml"
-    config.write_text(f"inherit: {Path('configs/smoke_stage1.yaml').resolve()}\n"
+    config.write_text(f"inherit: {Path('harness/config/presets/smoke_stage1.yaml').resolve()}\n"
                       f"family: {tmp_path / 'evil.py'}:X\n")
     return config, marker
 

@@ -106,7 +106,7 @@ def _gate_against(result, baseline, runs=None):
 
 
 def test_gate_matches_the_committed_baseline(smoke):
-    """Whatever CPU recorded gate/baseline.json: the verdict depends on the code."""
+    """Whatever CPU recorded harness/reproduce/gate_baseline.json: the verdict depends on the code."""
     outcome = _gate_against(smoke[1], load_baseline(BASELINE))
     assert outcome.passed, outcome.platform_note + "\n" + format_moved(outcome)
     assert outcome.compared > 300
@@ -155,7 +155,7 @@ def test_gate_fails_on_a_changed_kl_weight_and_names_what_moved(smoke, tmp_path,
     assert not list(home.rglob("*"))  # the gate's caches stay in its work folder, not the user's
     assert changed["ran"] == ["train:cub-s1-64-s0", "eval:cub-s1-64-s0"]
     # Against a baseline recorded here, so that the test does not depend on the machine that
-    # recorded gate/baseline.json.
+    # recorded harness/reproduce/gate_baseline.json.
     result = _gate_against(changed, {"platform": first["platform"], "values": first["values"]},
                            runs=changed["runs"])
     assert not result.passed

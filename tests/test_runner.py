@@ -64,7 +64,7 @@ def test_unknown_key_is_refused_with_nearest_names():
 
 def test_unknown_key_in_a_yaml_file_names_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("inherit: " + str(Path(__file__).parents[1] / "configs/smoke_stage1.yaml")
+    bad.write_text("inherit: " + str(Path(__file__).parents[1] / "harness/config/presets/smoke_stage1.yaml")
                    + "\ntrain:\n  epocs: 3\n")
     expected = r"bad.yaml: unknown config key 'train.epocs'; did you mean train.epochs"
     with pytest.raises(UserError, match=expected):

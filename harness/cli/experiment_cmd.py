@@ -9,7 +9,8 @@ from harness.experiments.executors import add_executor_arguments
 def _add_common(p) -> None:
     p.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
                    help="experiment names (table1, table2) or YAML files")
-    p.add_argument("--scale", required=True, help="smoke | quick | small | paper (experiments/scales.yaml)")
+    p.add_argument("--scale", required=True, help="smoke | quick | small | paper (scales.yaml in "
+                   "harness/experiments/definitions)")
     p.add_argument("--data", action="append", default=[], metavar="DATASET=DIR",
                    help="folder of a dataset (cub, oxford102, coco), overriding the scale's")
     p.add_argument("--runs-dir", default=None, help="where the run folders go (default runs/<scale>)")

@@ -20,7 +20,8 @@ def register(sub) -> None:
                 "stackgan-bench reproduce --preset quick\n  stackgan-bench reproduce --preset paper "
                 "--executor slurm --slurm-partition gpu --slurm-gpus 1")
     p.add_argument("--preset", required=True,
-                   help="smoke | quick | claims | small | paper (experiments/scales.yaml)")
+                   help="smoke | quick | claims | small | paper (scales.yaml in "
+                   "harness/experiments/definitions)")
     p.add_argument("--data", default=None, help="a real CUB-layout dataset folder (default: the "
                    "preset's built-in synthbirds)")
     p.add_argument("--only", choices=("table1", "table2"), default=None)
@@ -57,7 +58,8 @@ def register(sub) -> None:
                 "folder and compare every loss curve and metric with the committed baseline; exit 1 "
                 "with a table of what moved. --update records a new baseline.",
                 "stackgan-bench gate")
-    p.add_argument("--baseline", default=None, help="default gate/baseline.json in the repository")
+    p.add_argument("--baseline", default=None, help="default: the package's "
+                   "harness/reproduce/gate_baseline.json")
     p.add_argument("--update", action="store_true", help="rewrite the baseline with this run")
     p.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE",
                    help="an override for every training run (e.g. to see the gate catch a change)")

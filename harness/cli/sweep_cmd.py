@@ -18,7 +18,7 @@ def register(sub) -> None:
         "--grid model.kl_weight=1,2\n  stackgan-bench sweep --config birds_stage1 --seeds 0,1,2 "
         "--executor slurm --slurm-partition gpu --slurm-gpus 1",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="preset name (configs/) or YAML file")
+    p.add_argument("--config", required=True, help="preset name (harness/config/presets/) or YAML file")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides for every run")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=A,B",

@@ -13,10 +13,10 @@ def register(sub) -> None:
         "train", help="Train one StackGAN stage from a config preset or file.",
         description="Train one StackGAN stage. Overrides are key.sub=value; unknown keys are "
         "refused. Stage-II names its Stage-I run with train.stage1_run=RUN.",
-        epilog="example:\n  stackgan-bench train --config configs/quick_stage1.yaml "
+        epilog="example:\n  stackgan-bench train --config harness/config/presets/quick_stage1.yaml "
         "data.root=data/synthbirds train.seed=1",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="preset name (configs/) or YAML file")
+    p.add_argument("--config", required=True, help="preset name (harness/config/presets/) or YAML file")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.add_argument("--resume", action="store_true",
                    help="continue the run's latest checkpoint (config changes are refused)")
@@ -28,8 +28,8 @@ def register(sub) -> None:
     group = add_group(sub, "model", "Inspect model configurations; import released checkpoints.")
     p = add_command(group, "summary", "Per network: parameters (total, trainable) and the FLOPs "
                     "of one training step at the configured batch size.",
-                    "stackgan-bench model summary --config configs/birds_stage1_pytorch.yaml --json")
-    p.add_argument("--config", required=True, help="preset name (configs/) or YAML file")
+                    "stackgan-bench model summary --config birds_stage1_pytorch --json")
+    p.add_argument("--config", required=True, help="preset name (harness/config/presets/) or YAML file")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count (faster)")

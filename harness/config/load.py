@@ -21,7 +21,8 @@ from harness.config.schema import RESUME_SAFE_KEYS, RunConfig
 from harness.config.yaml_plain import load_plain
 from harness.errors import UserError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The presets ship inside the package, so a wheel installed anywhere finds them.
+CONFIG_DIR = Path(__file__).resolve().parent / "presets"
 
 
 def _valid_paths(cls=RunConfig, prefix: str = "") -> list[str]:

@@ -1,4 +1,4 @@
-"""The ``pipeline:`` section of a scale in experiments/scales.yaml: what ``reproduce`` does around
+"""The ``pipeline:`` section of a scale in definitions/scales.yaml: what ``reproduce`` does around
 the runs. Typed like a run config: an unknown key or a wrong type is refused with the scale's
 name and the nearest valid key, instead of being silently ignored."""
 

@@ -1,5 +1,5 @@
-"""Experiment files (``experiments/table1.yaml``, ``table2.yaml``) and the scales they run at
-(``experiments/scales.yaml``), read strictly: an unknown key, a missing field or a dangling run
+"""Experiment files (``definitions/table1.yaml``, ``table2.yaml``) and the scales they run at
+(``definitions/scales.yaml``), read strictly: an unknown key, a missing field or a dangling run
 reference is refused with the file and the key."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from harness.config.yaml_plain import load_plain
 from harness.errors import UserError
 from harness.experiments.scale_pipeline import PipelineConfig, parse_pipeline
 
-EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "experiments"
+EXPERIMENT_DIR = Path(__file__).resolve().parent / "definitions"
 # model: any family, its own preset; external: samples written elsewhere (a folder), not trained
 KINDS = ("stage1", "stage2", "gan_int_cls", "gawwn", "model", "external")
 DATASETS = ("cub", "oxford102", "coco")

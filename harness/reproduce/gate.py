@@ -52,7 +52,7 @@ from harness.atomic import write_text_atomic
 from harness.errors import UserError
 from harness.reproduce.numerics import KERNEL_VARIANTS
 
-BASELINE = Path(__file__).resolve().parents[2] / "gate" / "baseline.json"
+BASELINE = Path(__file__).resolve().parent / "gate_baseline.json"
 CURVE_KEYS = ("loss_d", "loss_g", "kl", "d_real", "d_fake", "d_wrong")
 TIMING_WORDS = ("seconds", "per_s", "time")  # wall-clock values are not results
 UPSTREAM = ("text-encoder", "text-encoder-eval", "classifier", "attributes", "ceiling", "data")
