@@ -215,7 +215,7 @@ def test_a_real_slurm_cluster_runs_the_plan_with_dependencies(serial, smoke_data
 
 
 def test_reproduce_trains_on_the_pool_and_a_serial_rerun_finds_every_step_done(tmp_path, monkeypatch):
-    from harness.experiments.executors import Executor
+    from harness.experiments.executors import LocalExecutor
     from harness.experiments.local_executor import cpu_slots
     from harness.reproduce.pipeline import Pipeline, ReproduceOptions
 
@@ -228,7 +228,7 @@ def test_reproduce_trains_on_the_pool_and_a_serial_rerun_finds_every_step_done(t
         pipe.run_and_plan()
         return pipe.log
 
-    first = pipeline(Executor("local", slots=cpu_slots(2)))
+    first = pipeline(LocalExecutor(cpu_slots(2)))
     assert {"train:cub-s1-64-s0", "train:cub-sg-256-s0", "eval:cub-sg-256-s0"} <= set(first.ran)
     assert (tmp_path / "runs" / "smoke" / "cub-sg-256-s0" / "eval.json").exists()
     again = pipeline(None)
@@ -272,7 +272,7 @@ def test_one_slurm_job_of_two_tasks_is_one_data_parallel_run(smoke_data, slurm_c
 def test_a_rerun_attaches_to_jobs_still_queued_instead_of_submitting_twice(smoke_data, slurm_cluster,
                                                                           tmp_path, monkeypatch):
     from harness.config.load import load_config
-    from harness.experiments.executors import Job, SlurmOptions
+    from harness.experiments.jobs import Job, SlurmOptions
     from harness.experiments.slurm_executor import queue_state, run_on_slurm
 
     for k, v in slurm_cluster.items():

@@ -78,7 +78,7 @@ def _reproduce(args) -> int:
         raise UserError("--max-seeds and --budget go with --decide")
     if args.max_seeds < 2 or (args.budget is not None and args.budget <= 0):
         raise UserError("--max-seeds must be at least 2 and --budget positive")
-    executor = executor_from_args(args, args.runs_dir or f"runs/{args.preset}")
+    executor = executor_from_args(args, args.runs_dir or f"runs/{args.preset}", not args.no_progress)
     log = reproduce(ReproduceOptions(preset=args.preset, data=args.data, only=args.only,
                                      runs_root=args.runs_dir, reports_root=args.reports_dir,
                                      extra=args.extra, progress=not args.no_progress,

@@ -50,11 +50,11 @@ def _sweep(args) -> int:
     base = load_config(args.config, args.overrides, resolve_code=True)
     executor = None  # the default pool: one worker per core
     if args.executor == "serial":
-        from harness.experiments.executors import Executor
+        from harness.experiments.executors import LocalExecutor
         from harness.experiments.local_executor import cpu_slots
 
         executor_from_args(args, base.runs_dir)  # refuses pool/cluster options with serial
-        executor = Executor("local", slots=cpu_slots(1))  # one worker process, all the cores
+        executor = LocalExecutor(cpu_slots(1))  # one worker process, all the cores
     elif args.executor == "slurm" or args.workers or args.devices:
         executor = executor_from_args(args, base.runs_dir)
     out = run_sweep(args.config, seeds, grid, args.overrides, executor)

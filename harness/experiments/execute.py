@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.config.load import config_differences, from_yaml_file
+from harness.experiments.jobs import Job
 from harness.experiments.plan import PlannedRun
 from harness.runner.checkpoint import CheckpointStore
-from harness.runner.trainer import train
 
 
 @dataclass
@@ -36,17 +36,18 @@ def run_status(p: PlannedRun) -> str:
     return "resume"
 
 
-def job_for(p: PlannedRun, resume: bool):
+def job_for(p: PlannedRun, resume: bool) -> Job:
     """The executor's job for a planned run (its label: the preset and overrides)."""
-    from harness.experiments.executors import Job
-
     return Job(p.name, p.config, resume, f"{p.preset} " + " ".join(p.overrides))
 
 
 def execute(planned: list[PlannedRun], progress: bool = True,
             report: Callable[[str], None] = print, executor=None) -> list[RunOutcome]:
-    """Serially in this process, or through ``executor`` (harness.experiments.executors: a pool
-    of local worker processes or SLURM jobs), Stage-II runs after their Stage-I runs."""
+    """Through ``executor`` (harness.experiments.executors; default: serial, in this process),
+    Stage-II runs after their Stage-I runs; finished runs are left alone."""
+    from harness.experiments.executors import SerialExecutor
+
+    executor = executor or SerialExecutor(progress)
     outcomes = []
     todo = []
     for p in planned:
@@ -54,26 +55,14 @@ def execute(planned: list[PlannedRun], progress: bool = True,
         if status == "skipped":
             outcomes.append(RunOutcome(p.name, "skipped", p.skipped or ""))
             report(f"skip   {p.name}: {p.skipped}")
-            continue
-        if status == "external":
+        elif status == "external":
             outcomes.append(RunOutcome(p.name, "external", p.external))
             report(f"extern {p.name}: samples in {p.external} (evaluated, not trained)")
-            continue
-        if status == "done":
+        elif status == "done":
             outcomes.append(RunOutcome(p.name, "done", str(p.run_dir)))
             report(f"done   {p.name} ({p.run_dir})")
-            continue
-        if executor is not None:
+        else:
             todo.append(job_for(p, resume=status == "resume"))
-            continue
-        report(f"{'resume' if status == 'resume' else 'train '} {p.name} ({p.preset} "
-               + " ".join(p.overrides) + ")")
-        result = train(p.config, resume=status == "resume", progress=progress)
-        if result.stopped_by_signal:
-            outcomes.append(RunOutcome(p.name, "stopped", f"signal {result.stopped_by_signal}"))
-            break
-        outcomes.append(RunOutcome(p.name, "resumed" if status == "resume" else "trained",
-                                   f"{result.steps} steps"))
     if todo:
         outcomes += [RunOutcome(job.name, status, detail)
                      for job, status, detail in executor.run(todo, report)]

@@ -16,82 +16,80 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.errors import UserError
-
-if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep it light
-    from harness.config.schema import RunConfig
+from harness.experiments.jobs import Job, JobResult, SlurmOptions
 
 EXECUTORS = ("serial", "local", "slurm")
 
 
-@dataclass
-class Job:
-    """One run to train: its config (run folder = runs_dir/name), whether a checkpoint is there to
-    resume, and how to describe it in progress lines."""
-    name: str
-    config: RunConfig
-    resume: bool = False
-    label: str = ""
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.config.runs_dir) / self.config.name
-
-    @property
-    def stage1_dir(self) -> str | None:
-        from harness.families import family_of
-
-        stage1 = family_of(self.config).stage1_run(self.config)
-        return str(Path(stage1).resolve()) if stage1 else None
-
-
-# (job, status, detail); status: trained | resumed | failed | skipped | stopped
-JobResult = tuple[Job, str, str]
-
-
-@dataclass
-class SlurmOptions:
-    """What each job asks of the cluster. ``cluster="local"`` runs the same submitit code path with
-    its local executor (jobs are processes on this machine, one at a time per ``--workers``):
-    for a machine without SLURM."""
-    partition: str | None = None
-    time_min: int = 24 * 60
-    gpus_per_node: int = 0
-    cpus_per_task: int | None = None
-    mem_gb: float | None = None
-    account: str | None = None
-    qos: str | None = None
-    nodes: int = 1  # with tasks_per_node: one data-parallel run over nodes × tasks ranks
-    tasks_per_node: int = 1
-    cluster: str = "slurm"
-    max_parallel: int = 1  # jobs at once under cluster="local"
-    extra: dict[str, str] = field(default_factory=dict)  # any other sbatch option
-
-
-@dataclass
 class Executor:
-    name: str
-    slots: list | None = None  # local
-    slurm: SlurmOptions | None = None
-    folder: Path | None = None  # slurm: submitit's job files and the job ids of the runs
+    """Runs training jobs, a Stage-II job after the Stage-I job it names; ``run`` returns
+    (job, status, detail) per job and calls ``on_result(job, status, detail)`` as each one ends,
+    before the others do. status: trained | resumed | failed | skipped | stopped."""
+    name = ""
 
     def run(self, jobs: list[Job], report: Callable[[str], None] = print,
             validate: dict | None = None,
             on_result: Callable[[Job, str, str], None] | None = None) -> list[JobResult]:
-        """``on_result(job, status, detail)`` is called as each job ends, before the others do."""
-        if self.name == "local":
-            from harness.experiments.local_executor import run_on_slots
+        raise NotImplementedError
 
-            return run_on_slots(jobs, self.slots, report, validate, on_result)
-        if self.name == "slurm":
-            from harness.experiments.slurm_executor import run_on_slurm
 
-            return run_on_slurm(jobs, self.slurm, self.folder, report, validate, on_result)
-        raise ValueError(f"executor {self.name!r} runs in the calling process")
+class SerialExecutor(Executor):
+    """One job after another in this process, in the order given (the plans put every Stage-I
+    before its Stage-II). A stop by signal ends the batch: the run has checkpointed, a rerun
+    resumes it. An error in a run propagates, as from ``train``."""
+    name = "serial"
+
+    def __init__(self, progress: bool = True):
+        self.progress = progress
+
+    def run(self, jobs, report=print, validate=None, on_result=None) -> list[JobResult]:
+        from harness.experiments.worker import build_validator
+        from harness.runner.trainer import train
+
+        results: list[JobResult] = []
+        for job in jobs:
+            report(f"{'resume' if job.resume else 'train '} {job.name} ({job.label})")
+            result = train(job.config, resume=job.resume, progress=self.progress,
+                           validator=build_validator(job.config, validate))
+            if result.stopped_by_signal:
+                status, detail = "stopped", f"signal {result.stopped_by_signal}"
+            else:
+                status, detail = ("resumed" if job.resume else "trained"), f"{result.steps} steps"
+            results.append((job, status, detail))
+            if on_result:
+                on_result(job, status, detail)
+            if status == "stopped":
+                break
+        return results
+
+
+class LocalExecutor(Executor):
+    """A pool of worker processes on this machine, one job per slot (harness.experiments.local_executor)."""
+    name = "local"
+
+    def __init__(self, slots: list):
+        self.slots = slots
+
+    def run(self, jobs, report=print, validate=None, on_result=None) -> list[JobResult]:
+        from harness.experiments.local_executor import run_on_slots
+
+        return run_on_slots(jobs, self.slots, report, validate, on_result)
+
+
+class SlurmExecutor(Executor):
+    """One SLURM job per run through submitit (harness.experiments.slurm_executor)."""
+    name = "slurm"
+
+    def __init__(self, options: SlurmOptions, folder: Path):
+        self.slurm, self.folder = options, Path(folder)
+
+    def run(self, jobs, report=print, validate=None, on_result=None) -> list[JobResult]:
+        from harness.experiments.slurm_executor import run_on_slurm
+
+        return run_on_slurm(jobs, self.slurm, self.folder, report, validate, on_result)
 
 
 def add_executor_arguments(p: argparse.ArgumentParser, default: str = "serial") -> None:
@@ -126,8 +124,9 @@ def add_executor_arguments(p: argparse.ArgumentParser, default: str = "serial") 
                         "jobs are processes here)")
 
 
-def executor_from_args(args, folder: str | Path) -> Executor | None:
-    """None for serial. ``folder``: the runs root (SLURM job files go to FOLDER/.slurm)."""
+def executor_from_args(args, folder: str | Path, progress: bool = True) -> Executor:
+    """``folder``: the runs root (SLURM job files go to FOLDER/.slurm); ``progress``: the serial
+    executor's progress bars."""
     name = args.executor
     slurm_set = [f"--slurm-{k}".replace("_", "-") for k in
                  ("partition", "gpus", "cpus", "mem_gb", "account", "qos", "nodes", "tasks_per_node")
@@ -139,14 +138,13 @@ def executor_from_args(args, folder: str | Path) -> Executor | None:
     if name == "serial":
         if args.devices or args.workers:
             raise UserError("--devices and --workers go with --executor local (or slurm)")
-        return None
+        return SerialExecutor(progress)
     if name == "local":
         from harness.experiments.local_executor import cpu_slots, device_slots
 
         if args.devices and args.workers:
             raise UserError("--devices and --workers: give one (a worker per device, or N CPU workers)")
-        return Executor("local", slots=device_slots(args.devices) if args.devices
-                        else cpu_slots(args.workers))
+        return LocalExecutor(device_slots(args.devices) if args.devices else cpu_slots(args.workers))
     if args.devices:
         raise UserError("--devices goes with --executor local; ask SLURM for GPUs with --slurm-gpus")
     extra = {}
@@ -165,4 +163,4 @@ def executor_from_args(args, folder: str | Path) -> Executor | None:
                         nodes=args.slurm_nodes, tasks_per_node=args.slurm_tasks_per_node,
                         cluster=args.slurm_cluster, max_parallel=max(1, args.workers or 1),
                         extra=extra)
-    return Executor("slurm", slurm=opts, folder=Path(folder) / ".slurm")
+    return SlurmExecutor(opts, Path(folder) / ".slurm")

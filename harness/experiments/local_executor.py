@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness.config.load import to_yaml
 from harness.errors import UserError
-from harness.experiments.executors import Job, JobResult
+from harness.experiments.jobs import Job, JobResult
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 from harness.atomic import write_text_atomic
 from harness.config.load import to_yaml
 from harness.errors import UserError
-from harness.experiments.executors import Job, JobResult, SlurmOptions
+from harness.experiments.jobs import Job, JobResult, SlurmOptions
 
 ACTIVE = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED")
 # Without SLURM accounting (sacct), submitit learns that a job ended only from its result file;

@@ -65,13 +65,14 @@ def run_sweep(config: str, seeds: list[int], grid: dict[str, list[str]], overrid
               executor=None, report=print) -> dict:
     """``executor``: harness.experiments.executors.Executor (default: a local pool, one worker
     per core)."""
-    from harness.experiments.executors import Executor, Job
+    from harness.experiments.executors import LocalExecutor
+    from harness.experiments.jobs import Job
     from harness.experiments.local_executor import cpu_slots
 
     base = load_config(config, overrides, resolve_code=True)  # refuse a bad config before starting anything
     tasks = expand(f"{base.name}-sweep", seeds, grid, overrides)
     configs = [load_config(config, t.overrides) for t in tasks]  # every point, before any starts
-    executor = executor or Executor("local", slots=cpu_slots(min(os.cpu_count() or 1, len(tasks))))
+    executor = executor or LocalExecutor(cpu_slots(min(os.cpu_count() or 1, len(tasks))))
     runs_dir = Path(base.runs_dir)
     parent = Tracker(base.tracking.uri or default_uri(runs_dir), base.tracking.experiment,
                      runs_dir / f"{base.name}-sweep", f"{base.name}-sweep",

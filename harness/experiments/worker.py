@@ -15,6 +15,16 @@ import os
 import sys
 
 
+def build_validator(cfg, validate: dict | None):
+    """The in-training validation ``validate`` describes ({classifier, size, images}), or None."""
+    if not validate:
+        return None
+    from harness.eval.validation import FidValidator
+
+    return FidValidator(cfg, validate["classifier"], int(validate["size"]),
+                        images=int(validate.get("images", 256)))
+
+
 def train_job(config_yaml: str, resume: bool = False, validate: dict | None = None,
               threads: int | None = None) -> dict:
     """``validate``: the in-training validation of ``reproduce`` ({classifier, size, images}),
@@ -39,13 +49,7 @@ def train_job(config_yaml: str, resume: bool = False, validate: dict | None = No
 
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     cfg = from_yaml_text(config_yaml)
-    validator = None
-    if validate:
-        from harness.eval.validation import FidValidator
-
-        validator = FidValidator(cfg, validate["classifier"], int(validate["size"]),
-                                 images=int(validate.get("images", 256)))
-    result = train(cfg, resume=resume, progress=False, validator=validator)
+    result = train(cfg, resume=resume, progress=False, validator=build_validator(cfg, validate))
     return {"steps": result.steps, "stopped_by_signal": result.stopped_by_signal}
 
 

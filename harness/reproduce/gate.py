@@ -53,6 +53,7 @@ from harness.errors import UserError
 from harness.reproduce.numerics import KERNEL_VARIANTS
 
 BASELINE = Path(__file__).resolve().parent / "gate_baseline.json"
+RESULT_NAME = "gate-result.json"  # what the worker (python -m harness.reproduce.gate_worker) writes
 CURVE_KEYS = ("loss_d", "loss_g", "kl", "d_real", "d_fake", "d_wrong")
 TIMING_WORDS = ("seconds", "per_s", "time")  # wall-clock values are not results
 UPSTREAM = ("text-encoder", "text-encoder-eval", "classifier", "attributes", "ceiling", "data")
@@ -328,7 +329,6 @@ def run_smoke(workdir: str | os.PathLike, extra: list[str] | None = None,
               env: dict[str, str] | None = None, progress: bool = False) -> dict:
     """Run (or continue) the smoke experiment in ``workdir`` in a fresh process under portable
     numerics; returns what the worker wrote (values, platform keys, steps run)."""
-    from harness.reproduce.gate_worker import RESULT_NAME
     from harness.reproduce.numerics import portable_environment
 
     workdir = Path(workdir).resolve()

@@ -16,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-RESULT_NAME = "gate-result.json"
 DATA_DIR = Path("data") / "synthbirds-smoke"
 RUNS_DIR = Path("runs")
 
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     apply_portable_torch()
     from harness.atomic import write_text_atomic
-    from harness.reproduce.gate import snapshot
+    from harness.reproduce.gate import RESULT_NAME, snapshot
     from harness.reproduce.pipeline import Pipeline, ReproduceOptions
 
     # Relative paths: the configs, and so the step stamps, do not depend on where WORKDIR is.

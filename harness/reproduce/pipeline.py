@@ -248,21 +248,9 @@ class Pipeline:
         every = self.pipe.validate.every
         return [f"train.validate_every={every}"] if every else []
 
-    def _validator(self, cfg):
-        """The in-training validation of a run (val.fid at the evaluation size), when the scale
-        asks for one."""
-        spec = self._validate_spec()
-        if spec is None:
-            return None
-        from harness.eval.validation import FidValidator
-
-        return FidValidator(cfg, spec["classifier"], spec["size"], images=spec["images"])
-
     def train_runs(self, planned: list[PlannedRun]) -> None:
         from harness.config.load import to_dict
-        from harness.experiments.execute import run_status
         from harness.runner.checkpoint import CheckpointStore
-        from harness.runner.trainer import train
 
         todo = []
         for p in planned:
@@ -280,8 +268,11 @@ class Pipeline:
             name = f"train:{p.name}"
             started = self.stamps.get(f"started:{p.name}")
             run_dir = p.run_dir
-            if not self.stamps.current(name, key, [run_dir / "checkpoints" / "final.pt"]) \
-                    and run_dir.exists():
+            final = run_dir / "checkpoints" / "final.pt"
+            if self.stamps.current(name, key, [final]):
+                self.step(name, inputs, [final], dict)  # up to date
+                continue
+            if run_dir.exists():
                 # Resume only a run started with these same inputs that has a checkpoint;
                 # anything else in the way is kept aside, never deleted.
                 resumable = (started is not None and started.get("key") == key
@@ -291,54 +282,43 @@ class Pipeline:
                     run_dir.rename(aside)
                     self.log.add(f"[inputs changed or no checkpoint] {p.name}: the old folder moved "
                                  f"to {aside}")
-
-            if self.executor is not None:
-                if self.stamps.current(name, key, [run_dir / "checkpoints" / "final.pt"]):
-                    self.step(name, inputs, [run_dir / "checkpoints" / "final.pt"], dict)
-                else:
-                    self.stamps.record(f"started:{p.name}", key)
-                    self.keys[name] = key
-                    todo.append((p, key))
-                continue
-
-            def run(p=p, key=key) -> dict:
-                self.stamps.record(f"started:{p.name}", key)
-                # "done": trained with these inputs but stopped before its stamp was written;
-                # resuming a finished run loads its last checkpoint and returns at once.
-                status = run_status(p)
-                result = train(p.config, resume=status in ("resume", "done"), progress=self.opts.progress,
-                               validator=self._validator(p.config))
-                if result.stopped_by_signal:
-                    raise KeyboardInterrupt
-                return {"steps": result.steps, "run_dir": str(p.run_dir)}
-
-            self.step(name, inputs, [run_dir / "checkpoints" / "final.pt"], run)
+            self.stamps.record(f"started:{p.name}", key)
+            self.keys[name] = key
+            todo.append((p, key))
         if todo:
-            self._train_on_executor(todo)
+            self._train(todo)
 
-    def _train_on_executor(self, todo: list) -> None:
-        """The runs whose inputs changed, all at once through the executor (Stage-II after its
-        Stage-I); each finished run is stamped as the serial path stamps it."""
+    def _train(self, todo: list) -> None:
+        """The runs whose inputs changed, through the executor (serial unless one was chosen;
+        Stage-II after its Stage-I), each stamped as it finishes: a pool stopped later loses none
+        of them. A run's time is its own wall time (its summary.json)."""
         from harness.experiments.execute import job_for, run_status
+        from harness.experiments.executors import SerialExecutor
 
+        executor = self.executor or SerialExecutor(self.opts.progress)
+        # "done": trained with these inputs but stopped before its stamp was written; resuming a
+        # finished run loads its last checkpoint and returns at once.
         jobs = {p.name: job_for(p, resume=run_status(p) in ("resume", "done")) for p, _ in todo}
         keys = {p.name: key for p, key in todo}
         started = time.time()
-        self.log.add(f"[run] {len(jobs)} training runs on the {self.executor.name} executor")
+        self.log.add(f"[run] {len(jobs)} training run(s) on the {executor.name} executor")
         failed = []
 
         def record(job, status: str, detail: str) -> None:
-            """Each run stamped as it finishes: a pool stopped later loses none of them."""
             name = f"train:{job.name}"
             if status in ("trained", "resumed"):
+                seconds = _wall_seconds(job.run_dir)
                 self.log.ran.append(name)
-                self.stamps.record(name, keys[job.name], {"steps": int(detail.split()[0]),
+                self.log.timings[name] = seconds
+                self.stamps.record(name, keys[job.name], {"seconds": round(seconds, 1),
+                                                          "steps": int(detail.split()[0]),
                                                           "run_dir": str(job.run_dir)})
+                self.log.add(f"      {name}: {seconds:.0f} s")
             else:
                 failed.append(f"{job.name}: {status} ({detail})")
 
-        self.executor.run(list(jobs.values()), self.log.add, self._validate_spec(), on_result=record)
-        self.log.timings["train (executor)"] = time.time() - started
+        executor.run(list(jobs.values()), self.log.add, self._validate_spec(), on_result=record)
+        self.log.timings["train (all runs)"] = time.time() - started
         if any(f.split(": ", 1)[1].startswith("stopped") for f in failed):
             raise KeyboardInterrupt
         if failed:
@@ -346,7 +326,7 @@ class Pipeline:
                             "continues from them:\n  " + "\n  ".join(failed))
 
     def _validate_spec(self) -> dict | None:
-        """What a worker needs to build ``_validator`` itself."""
+        """The in-training validation every executor builds for its runs (worker.build_validator)."""
         if not self.pipe.validate.every:
             return None
         size = self.evaluator_size or self.pipe.eval.size or 64
@@ -623,3 +603,11 @@ class Pipeline:
 
 def reproduce(opts: ReproduceOptions) -> StepLog:
     return Pipeline(opts).run()
+
+
+def _wall_seconds(run_dir: Path) -> float:
+    """The wall time the run's last training call took (0 when it wrote no summary)."""
+    try:
+        return float(json.loads((run_dir / "summary.json").read_text())["wall_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
