@@ -101,3 +101,20 @@ def test_real_mlflow_server(smoke_data, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_an_evaluation_of_images_no_run_made_is_kept_and_logged_to_its_own_run(tmp_path):
+    """keep_standalone_result (the ceiling and external sample folders): eval.json written, the
+    non-missing values logged as eval.* metrics at step 0 and the tags set on a run of that name."""
+    from harness.eval.run_eval import keep_standalone_result
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = {"values": {"is_mean": 2.5, "fid": None}, "settings": {"split": "test"}}
+    folder = tmp_path / "runs" / "ceiling"
+    keep_standalone_result(folder, "ceiling", result, uri, "exp", {"family": "real", "eval.n_images": 48})
+    assert json.loads((folder / "eval.json").read_text()) == result
+    client, run = _read_back(uri, folder)
+    assert run.info.run_name == "ceiling" and run.info.status == "FINISHED"
+    assert run.data.metrics == {"eval.is_mean": 2.5}
+    assert run.data.tags["family"] == "real" and run.data.tags["eval.n_images"] == "48"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval.is_mean")] == [0]

@@ -33,6 +33,27 @@ def sample_for_eval(run: str | Path, split: str, protocol: Protocol, seed: int,
     return out
 
 
+def keep_result(folder: str | Path, result: dict, tracker, step: int, tags: dict) -> None:
+    """An evaluation kept: its values as ``eval.*`` metrics at ``step`` and ``tags`` on the
+    tracker's MLflow run, then ``<folder>/eval.json`` (atomically, last: it marks the step done)."""
+    tracker.set_tags(tags)
+    tracker.log_metrics({f"eval.{k}": v for k, v in result["values"].items() if v is not None}, step)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(folder) / "eval.json", json.dumps(result, indent=2))
+
+
+def keep_standalone_result(folder: str | Path, name: str, result: dict, tracking_uri: str,
+                           experiment: str, tags: dict) -> None:
+    """An evaluation of images that no training run made (a samples folder, the real images):
+    kept in ``folder`` and logged to an MLflow run of its own named ``name``."""
+    from harness.tracking.mlflow_tracker import Tracker
+
+    Path(folder).mkdir(parents=True, exist_ok=True)  # the tracker spools into it when offline
+    tracker = Tracker(tracking_uri, experiment, folder, name)
+    keep_result(folder, result, tracker, 0, tags)
+    tracker.end()
+
+
 def log_to_run(run: str | Path, result: dict) -> None:
     from harness.config.load import flatten, from_yaml_file
     from harness.runner.checkpoint import find_run_checkpoint, load_checkpoint
@@ -42,10 +63,8 @@ def log_to_run(run: str | Path, result: dict) -> None:
     step = load_checkpoint(find_run_checkpoint(run))["position"]["step"]
     tracker = Tracker(cfg.tracking.uri or default_uri(Path(run).parent), cfg.tracking.experiment,
                       run, cfg.name, enabled=cfg.tracking.enabled, reopen=False)
-    values = {f"eval.{k}": v for k, v in result["values"].items() if v is not None}
-    tracker.log_metrics(values, step)
-    tracker.set_tags({f"eval.{k}": v for k, v in flatten(result["settings"]).items()})
-    write_text_atomic(Path(run) / "eval.json", json.dumps(result, indent=2))
+    keep_result(run, result, tracker, step,
+                {f"eval.{k}": v for k, v in flatten(result["settings"]).items()})
 
 
 def evaluate_run(run: str | Path, request: EvalRequest, protocol: Protocol | None = None,

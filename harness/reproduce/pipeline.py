@@ -441,9 +441,9 @@ class Pipeline:
         in ``<runs>/<row>/eval.json`` and logged to an MLflow run of the row's name."""
         from dataclasses import asdict, replace
 
-        from harness.atomic import write_text_atomic
         from harness.eval.evaluate import evaluate
-        from harness.tracking.mlflow_tracker import Tracker, default_uri
+        from harness.eval.run_eval import keep_standalone_result
+        from harness.tracking.mlflow_tracker import default_uri
 
         samples = Path(p.external)
         manifest = samples / "manifest.jsonl"
@@ -453,17 +453,11 @@ class Pipeline:
             result = evaluate(replace(request, fake=str(samples)))
             result["samples"] = str(samples.resolve())
             result["settings"]["external"] = True
-            p.run_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(p.run_dir / "eval.json", json.dumps(result, indent=2))
-            tracker = Tracker(default_uri(self.root), self.tracking_experiment, p.run_dir, p.name)
-            n_images = sum(1 for _ in open(manifest, encoding="utf-8")) if manifest.exists() else None
-            tracker.set_tags({"family": "external", "samples": str(samples.resolve()), "seed": p.seed,
-                              "eval.n_images": n_images})
-            tracker.log_metrics({f"eval.{k}": v for k, v in result["values"].items() if v is not None}, 0)
-            tracker.end()
+            keep_standalone_result(p.run_dir, p.name, result, default_uri(self.root),
+                                   self.tracking_experiment,
+                                   {"family": "external", "samples": str(samples.resolve()),
+                                    "seed": p.seed, "eval.n_images": _lines(manifest)})
             return {"values": result["values"]}
-
-        import hashlib
 
         self.step(f"eval:{p.name}", {"samples": str(samples.resolve()),
                                      "manifest": hashlib.sha256(content).hexdigest(),
@@ -500,25 +494,20 @@ class Pipeline:
         from dataclasses import asdict, replace
 
         from harness.eval.evaluate import ceiling_request, evaluate
-        from harness.tracking.mlflow_tracker import Tracker, default_uri
+        from harness.eval.run_eval import keep_standalone_result
+        from harness.tracking.mlflow_tracker import default_uri
 
         folder = self.root / "ceiling"
 
         def run() -> dict:
             ceiling = ceiling_request(replace(request, size=request.size or 256),
                                       self.protocol.captions_per_image)
-            fake = ceiling.fake
             result = evaluate(ceiling)
             result["settings"].update({**self.protocol.settings(), "per_caption": 1})
-            from harness.atomic import write_text_atomic
-
-            folder.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(folder / "eval.json", json.dumps(result, indent=2))
-            tracker = Tracker(default_uri(self.root), self.tracking_experiment, folder, "ceiling")
-            n_images = sum(1 for _ in open(Path(fake) / "manifest.jsonl", encoding="utf-8"))
-            tracker.set_tags({"family": "real", "row": "real images (ceiling)", "eval.n_images": n_images})
-            tracker.log_metrics({f"eval.{k}": v for k, v in result["values"].items() if v is not None}, 0)
-            tracker.end()
+            keep_standalone_result(folder, "ceiling", result, default_uri(self.root),
+                                   self.tracking_experiment,
+                                   {"family": "real", "row": "real images (ceiling)",
+                                    "eval.n_images": _lines(Path(ceiling.fake) / "manifest.jsonl")})
             return {"values": result["values"]}
 
         self.step("eval:ceiling", {"request": asdict(request), "eval": ev, "upstream": upstream,
@@ -611,3 +600,11 @@ def _wall_seconds(run_dir: Path) -> float:
         return float(json.loads((run_dir / "summary.json").read_text())["wall_seconds"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0
+
+
+def _lines(manifest: Path) -> int | None:
+    """Rows of a samples manifest (None without one)."""
+    if not manifest.exists():
+        return None
+    with open(manifest, encoding="utf-8") as f:
+        return sum(1 for _ in f)
