@@ -1,4 +1,4 @@
-"""``stackgan-bench report``: MLflow runs -> ``reports/<experiment>/`` (Table in Markdown, CSV
+"""``stackgan-bench report``: MLflow runs -> ``<runs>/reports/<experiment>/`` (Table in Markdown, CSV
 and LaTeX beside the paper's numbers, the paper's claims checked, figures, ``index.html``), all
 logged to MLflow as well."""
 

@@ -235,7 +235,7 @@ def test_reproduce_trains_on_the_pool_and_a_serial_rerun_finds_every_step_done(t
     assert again.ran == [] and "train:cub-sg-256-s0" in again.skipped
     # One rated model of Table 1 (as at the quick scale): no study, and the report says why.
     assert not (tmp_path / "runs" / "smoke" / "human-study").exists()
-    table1 = (tmp_path / "reports" / "table1" / "table.md").read_text()
+    table1 = (tmp_path / "runs" / "smoke" / "reports" / "table1" / "table.md").read_text()
     assert "No human study at this scale: it needs two of the table's rated models" in table1
 
 

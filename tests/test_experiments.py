@@ -4,9 +4,9 @@ import pytest
 
 from harness.config.load import config_differences, load_config
 from harness.errors import UserError
-from harness.experiments.execute import execute, run_status
 from harness.experiments.plan import plan_runs
 from harness.experiments.spec import load_experiment, load_scales, merge_runs
+from harness.experiments.train_plan import execute, run_status
 
 TEST_SET = ["tracking.enabled=false", "data.check=false", "train.max_steps=1",
             "train.sample_every=1000", "train.checkpoint_every=1000"]

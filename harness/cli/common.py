@@ -15,3 +15,4 @@ def add_command(group_sub, name: str, help_text: str, example: str) -> argparse.
     return group_sub.add_parser(
         name, help=help_text, description=help_text, epilog=f"example:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+

@@ -1,4 +1,4 @@
-"""``stackgan-bench classifier train`` and ``stackgan-bench eval``."""
+"""``stackgan-bench eval``."""
 
 from __future__ import annotations
 
@@ -6,51 +6,10 @@ import argparse
 import json
 from dataclasses import replace
 
-from harness.cli.common import add_command, add_group
-from harness.eval.attributes import AttributeOptions
-from harness.eval.classifier import DEFAULT_STEPS, ClassifierOptions
 from harness.eval.protocols import PROTOCOLS
-
-_C = ClassifierOptions()
 
 
 def register(sub) -> None:
-    group = add_group(sub, "classifier", "The dataset classifier used as the IS/FID/KID extractor.")
-    p = add_command(group, "train", "Train the dataset classifier on real images of the "
-                    "evaluation classes and record its held-out accuracy.",
-                    "stackgan-bench classifier train --data data/synthbirds --out runs/classifier")
-    p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--out", required=True, help="output folder (classifier.pt, metrics.json)")
-    p.add_argument("--preset", choices=("small", "inception"), default=_C.preset,
-                   help="small CNN at 64×64 (CPU) or Inception-v3 at 299×299 (GPU)")
-    p.add_argument("--split", default=_C.split, help=f"whose classes it learns (default {_C.split})")
-    p.add_argument("--steps", type=int, default=None,
-                   help="steps (default per preset: "
-                   + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
-    p.add_argument("--seed", type=int, default=_C.seed, help=f"seed (default {_C.seed})")
-    p.add_argument("--init-checkpoint", default=None,
-                   help="inception preset: a local torchvision Inception-v3 state dict to start from")
-    p.set_defaults(func=_train_classifier)
-
-    group = add_group(sub, "attributes", "The attribute classifier behind attribute accuracy.")
-    p = add_command(group, "train", "Train the attribute classifier (one head per attribute kind) "
-                    "on real training-split images; held-out accuracy on the test split's unseen "
-                    "species.",
-                    "stackgan-bench attributes train --data data/synthbirds --out runs/attributes")
-    p.add_argument("--data", required=True, help="dataset folder with attribute labels (synthbirds)")
-    p.add_argument("--out", required=True, help="output folder (attributes.pt)")
-    p.add_argument("--steps", type=int, default=800, help="steps (default 800)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--size", type=int, default=64, help="image size it judges (default 64)")
-    p.add_argument("--renders", type=int, default=None,
-                   help="synthbirds only: birds of attribute combinations no species has, added to "
-                        "the training images so the classifier reads parts instead of species "
-                        "(default: as many as the real training images; 0: none)")
-    p.add_argument("--degrade", type=float, default=AttributeOptions.degrade,
-                   help="share of training crops degraded like generated images (down-up sampling, "
-                        f"noise, blur) so that it reads them (default {AttributeOptions.degrade}; 0: none)")
-    p.set_defaults(func=_train_attributes)
-
     p = sub.add_parser(
         "eval", help="IS / IS* / FID / KID / R-precision of generated images.",
         description="Evaluates a run (sampling its test captions, then logging every value and "
@@ -107,28 +66,6 @@ def register(sub) -> None:
     p.add_argument("--out", default=None,
                    help="with --validate: folder for validity.json / validity.md (default validity-SIZE)")
     p.set_defaults(func=_eval)
-
-
-def _train_attributes(args) -> int:
-    from harness.eval.attributes import AttributeOptions, train_attribute_classifier
-
-    metrics = train_attribute_classifier(args.data, args.out, AttributeOptions(
-        steps=args.steps, seed=args.seed, image_size=args.size, renders=args.renders,
-        degrade=args.degrade))
-    print(json.dumps(metrics, indent=2))
-    return 0
-
-
-def _train_classifier(args) -> int:
-    from harness.eval.classifier import train_classifier
-
-    metrics = train_classifier(args.data, args.out, ClassifierOptions(
-        preset=args.preset, split=args.split, steps=args.steps, seed=args.seed,
-        init_checkpoint=args.init_checkpoint))
-    print(json.dumps(metrics, indent=2))
-    print(f"held-out accuracy {metrics['held_out_accuracy']:.1%} over {metrics['classes']} classes "
-          f"(chance {metrics['chance']:.1%})")
-    return 0
 
 
 def _validate(args) -> int:

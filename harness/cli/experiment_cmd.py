@@ -68,7 +68,7 @@ def build_plan(args):
 
 
 def _plan(args) -> int:
-    from harness.experiments.execute import run_status
+    from harness.experiments.train_plan import run_status
 
     for p in build_plan(args):
         if p.skipped:
@@ -79,8 +79,8 @@ def _plan(args) -> int:
 
 
 def _run(args) -> int:
-    from harness.experiments.execute import execute
     from harness.experiments.executors import executor_from_args
+    from harness.experiments.train_plan import execute
     from harness.locks import exclusive
 
     runs_dir = args.runs_dir or f"runs/{args.scale}"

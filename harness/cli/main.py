@@ -11,19 +11,28 @@ import sys
 
 from harness import __version__
 from harness.cli import (
+    attributes_cmd,
+    classifier_cmd,
     data_cmd,
     eval_cmd,
     experiment_cmd,
+    gate_cmd,
     human_cmd,
+    model_cmd,
+    report_cmd,
     reproduce_cmd,
+    sample_cmd,
     sweep_cmd,
     text_cmd,
+    tracking_cmd,
     train_cmd,
 )
 from harness.errors import UserError
 
-GROUPS = (data_cmd, text_cmd, train_cmd, sweep_cmd, eval_cmd, experiment_cmd, human_cmd,
-          reproduce_cmd)
+# One module per command or command group, in the order `--help` lists them.
+GROUPS = (data_cmd, text_cmd, train_cmd, model_cmd, sample_cmd, sweep_cmd, tracking_cmd,
+          classifier_cmd, attributes_cmd, eval_cmd, experiment_cmd, human_cmd, reproduce_cmd,
+          report_cmd, gate_cmd)
 
 EPILOG = """examples:
   stackgan-bench data synth --out data/synthbirds

@@ -101,8 +101,9 @@ def _check_keys(where: str, data: dict, required: set[str], optional: set[str] =
         raise UserError(f"{where}: missing key(s) {missing}")
 
 
-# Experiment names and run ids become folder names (reports/<experiment>, runs/<scale>/<run>-s<seed>):
-# one path component of plain characters, so that no name writes outside its folder.
+# Experiment names and run ids become folder names (runs/<scale>/reports/<experiment>,
+# runs/<scale>/<run>-s<seed>): one path component of plain characters, so that no name writes
+# outside its folder.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 

@@ -19,7 +19,7 @@ def build_validator(cfg, validate: dict | None):
     """The in-training validation ``validate`` describes ({classifier, size, images}), or None."""
     if not validate:
         return None
-    from harness.eval.validation import FidValidator
+    from harness.eval.training_fid import FidValidator
 
     return FidValidator(cfg, validate["classifier"], int(validate["size"]),
                         images=int(validate.get("images", 256)))

@@ -37,7 +37,7 @@ class ReproduceOptions:
     data: str | None = None  # a real dataset folder for CUB (default: the scale's stand-in)
     only: str | None = None  # table1 | table2
     runs_root: str | None = None  # default runs/<preset>
-    reports_root: str = "reports"
+    reports_root: str | None = None  # default <runs_root>/reports, outside the package
     extra: list[str] = field(default_factory=list)  # overrides for every training run
     progress: bool = True
     report: bool = True
@@ -75,6 +75,7 @@ class Pipeline:
         names = [opts.only] if opts.only else ["table1", "table2"]
         self.experiments: list[Experiment] = [load_experiment(n) for n in names]
         self.root = Path(opts.runs_root or f"runs/{opts.preset}")
+        self.reports_root = Path(opts.reports_root) if opts.reports_root else self.root / "reports"
         self.stamps = Stamps(self.root / ".reproduce")
         self.log = StepLog()
         self.tracking_experiment = f"stackgan-bench-{opts.preset}"
@@ -292,8 +293,8 @@ class Pipeline:
         """The runs whose inputs changed, through the executor (serial unless one was chosen;
         Stage-II after its Stage-I), each stamped as it finishes: a pool stopped later loses none
         of them. A run's time is its own wall time (its summary.json)."""
-        from harness.experiments.execute import job_for, run_status
         from harness.experiments.executors import SerialExecutor
+        from harness.experiments.train_plan import job_for, run_status
 
         executor = self.executor or SerialExecutor(self.opts.progress)
         # "done": trained with these inputs but stopped before its stamp was written; resuming a
@@ -554,10 +555,10 @@ class Pipeline:
         inputs = {"evals": {k: v for k, v in self.keys.items() if k.startswith(("eval:", "train:"))},
                   "human": self.keys.get("human-study"), "code": code_hash("reports"),
                   "experiments": [str(e.source) for e in self.experiments]}
-        outputs = [Path(self.opts.reports_root) / e.name / "index.html" for e in self.experiments]
+        outputs = [self.reports_root / e.name / "index.html" for e in self.experiments]
         self.step("report", inputs, outputs, lambda: build_report(
             [e.name for e in self.experiments], self.opts.preset, self.root,
-            self.opts.reports_root, progress=self.opts.progress))
+            self.reports_root, progress=self.opts.progress))
 
     def run(self) -> StepLog:
         self.run_and_plan()

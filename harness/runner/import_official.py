@@ -119,7 +119,10 @@ def import_stackgan_pytorch(net_g: str, config: str, out: str, net_d: str | None
 
     out_dir = Path(out)
     cfg = load_config(config, [f"name={out_dir.name}", f"runs_dir={out_dir.parent}", *(overrides or [])])
-    if cfg.family != "stackgan" or cfg.model.variant != "pytorch":
+    from harness.families import family_of
+    from harness.families.stackgan import StackGANFamily
+
+    if not isinstance(family_of(cfg), StackGANFamily) or cfg.model.variant != "pytorch":
         raise UserError(f"--config {config}: the official StackGAN-Pytorch networks are the "
                         "`pytorch` variant of the stackgan family (e.g. birds_stage1_pytorch)")
     source_g = Path(net_g)

@@ -30,9 +30,9 @@ from harness.errors import UserError
 from harness.families import family_of
 from harness.locks import LOCK_NAME
 from harness.runner import distributed as ddp
+from harness.runner.batch_order import ResumableBatchSampler
 from harness.runner.build import build_dataset, build_model, model_conditions, z_dim
 from harness.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
-from harness.runner.sampler import ResumableBatchSampler
 from harness.runner.seeding import (
     code_version,
     library_versions,
@@ -168,7 +168,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True,
           validator: Callable[[object], dict[str, float]] | None = None) -> RunResult:
     """``validator(model) -> {name: value}`` runs every ``train.validate_every`` steps (and at
     the end) on the main rank; its values are logged with the step (e.g. ``val.fid`` from
-    ``harness.eval.validation``). The caller builds it, so this loop knows no metric."""
+    ``harness.eval.training_fid``). The caller builds it, so this loop knows no metric."""
     import contextlib
 
     from harness.locks import exclusive

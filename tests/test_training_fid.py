@@ -7,7 +7,7 @@ import math
 import torch
 from conftest import smoke_config
 
-from harness.eval.validation import FidValidator
+from harness.eval.training_fid import FidValidator
 from harness.runner.checkpoint import load_checkpoint
 from harness.runner.trainer import train
 
