@@ -7,7 +7,6 @@ in the model.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import sys
@@ -33,6 +32,7 @@ from harness.runner import distributed as ddp
 from harness.runner.batch_order import ResumableBatchSampler
 from harness.runner.build import build_dataset, build_model, model_conditions, z_dim
 from harness.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
+from harness.runner.run_logger import RunLogger
 from harness.runner.seeding import (
     code_version,
     library_versions,
@@ -43,7 +43,6 @@ from harness.runner.seeding import (
     set_determinism,
     worker_init_fn,
 )
-from harness.tracking.mlflow_tracker import Tracker, default_uri
 
 
 class TrainingDiverged(UserError):
@@ -98,19 +97,6 @@ def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int, names: tupl
         found = [dataset.images_and_conditions(i, gen)[1] for i in picks]
         conditions = {name: torch.stack([f[name] for f in found]) for name in names}
     return emb, noise, conditions
-
-
-def logged_up_to(metrics_log: Path, step: int) -> list[str]:
-    """The log's well-formed lines of steps up to ``step``."""
-    kept = []
-    for line in metrics_log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # torn by a kill mid-write
-        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
-            kept.append(line)
-    return kept
 
 
 def _save_grid(model, emb, noise, conditions: dict, path: Path) -> None:
@@ -225,9 +211,7 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
         write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
 
     fingerprint = dataset_fingerprint(cfg.data.root)
-    tracker = Tracker(cfg.tracking.uri or default_uri(cfg.runs_dir), cfg.tracking.experiment,
-                      run_dir, cfg.name, parent_run_id=cfg.tracking.parent_run_id,
-                      enabled=cfg.tracking.enabled and main)
+    logger = RunLogger(cfg, run_dir, main, resumed, step)
     if resumed is None and main:
         family = family_of(cfg)
         tags = {"seed": cfg.train.seed, "family": cfg.family, "variant": family.variant(cfg),
@@ -237,10 +221,7 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                 "device": str(device), **code_version(),
                 **{f"lib.{k}": v for k, v in library_versions().items()}}
         tags.update(family.provenance(cfg))
-        tracker.log_params(flatten(to_dict(cfg)))
-        tracker.set_tags(tags)
-        tracker.log_artifact(run_dir / "config.yaml")
-        write_text_atomic(run_dir / "provenance.json", json.dumps(tags, indent=2, default=str))
+        logger.start(flatten(to_dict(cfg)), tags)
 
     sampler = ResumableBatchSampler(len(dataset), cfg.data.batch_size, cfg.train.seed,
                                     rank=ctx.rank, world_size=ctx.world_size)
@@ -253,29 +234,14 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
         total = min(total, cfg.train.max_steps)
     sample_emb, sample_noise, sample_conditions = _fixed_sample_inputs(
         dataset, cfg.train.sample_captions, z_dim(cfg), cfg.train.seed, model_conditions(model))
-    metrics_log = run_dir / "metrics.jsonl"
-    if main and metrics_log.exists():
-        # Steps after the checkpoint (all of them when training starts over) are redone: drop
-        # what a killed run logged for them, and a last line it tore mid-write.
-        write_text_atomic(metrics_log, "".join(ln + "\n" for ln in logged_up_to(metrics_log, step)))
-    window: dict[str, list[float]] = {}
-    window_seconds = 0.0
-    step_seconds = 0.0
     started = time.time()
     stats: dict = {}
     model.train()
 
-    if resumed is not None and "log_window" in resumed:
-        # The open logging interval continues, so metrics logged after a resume are the same
-        # as an uninterrupted run's.
-        window = {k: list(v) for k, v in resumed["log_window"].items()}
-        window_seconds = float(resumed.get("log_window_seconds", 0.0))
-
     def checkpoint_state() -> dict:
         return {"model": model.state_dict(), "config": to_dict(cfg), "rng": rng_states(),
                 "position": {"step": step, "epoch": epoch, "batch": batch_in_epoch},
-                "log_window": window, "log_window_seconds": window_seconds,
-                "data_fingerprint": fingerprint}
+                **logger.state(), "data_fingerprint": fingerprint}
 
     def save(best_candidate: float | None = None) -> None:
         if not main:
@@ -300,9 +266,7 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
             for batch in loader:
                 t0 = time.perf_counter()
                 stats = model.train_step(batch, step)
-                elapsed = time.perf_counter() - t0
-                step_seconds += elapsed
-                window_seconds += elapsed
+                logger.timed(time.perf_counter() - t0)
                 if ctx.enabled:  # every rank sees the same numbers and stops at the same step
                     stats, any_stop = ddp.average_stats(stats, stop.signal is not None, ctx)
                     if any_stop and stop.signal is None:
@@ -310,38 +274,27 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                 bad = [k for k, v in stats.items() if not math.isfinite(v)]
                 if bad:
                     last = store.latest()
-                    tracker.end("FAILED")
+                    logger.end("FAILED")
                     raise TrainingDiverged(
                         f"{', '.join(bad)} became {stats[bad[0]]} at step {step}; the run stopped "
                         f"and its last good checkpoint is {last or 'none (none was written yet)'}")
                 step += 1
                 batch_in_epoch += 1
                 bar.update()
-                for k, v in stats.items():
-                    window.setdefault(k, []).append(v)
+                logger.add(stats)
                 if main and (step % cfg.train.log_every == 0 or step == total):
-                    means = {k: sum(v) / len(v) for k, v in window.items()}
-                    # Throughput of the train step itself over this logging interval.
-                    means["images_per_second"] = (cfg.data.batch_size * len(window["loss_d"])
-                                                  / max(window_seconds, 1e-9))
-                    with open(metrics_log, "a", encoding="utf-8") as f:
-                        f.write(json.dumps({"step": step, "epoch": epoch, **means}) + "\n")
-                    tracker.log_metrics(means, step)
-                    bar.set_postfix(loss_d=f"{means['loss_d']:.3f}", loss_g=f"{means['loss_g']:.3f}")
-                    window, window_seconds = {}, 0.0
-                    last_means = means
+                    last_means = logger.close_window(step, epoch)
+                    bar.set_postfix(loss_d=f"{last_means['loss_d']:.3f}",
+                                    loss_g=f"{last_means['loss_g']:.3f}")
                 else:
                     last_means = None
                 every = cfg.train.validate_every
                 if validator is not None and main and every and (step % every == 0 or step == total):
-                    values = validator(model)
-                    with open(metrics_log, "a", encoding="utf-8") as f:
-                        f.write(json.dumps({"step": step, "epoch": epoch, **values}) + "\n")
-                    tracker.log_metrics(values, step)
+                    logger.log(step, epoch, validator(model))
                 if main and (step % cfg.train.sample_every == 0 or step == total):
                     grid = run_dir / "samples" / f"step-{step:09d}.png"
                     _save_grid(model, sample_emb, sample_noise, sample_conditions, grid)
-                    tracker.log_artifact(grid, "samples")
+                    logger.artifact(grid, "samples")
                 if step % cfg.train.checkpoint_every == 0 or step == total or stop.signal:
                     save(last_means.get(cfg.train.best_metric) if last_means else None)
                 if stop.signal or step >= total:
@@ -358,20 +311,12 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     if not main:
         return RunResult(run_dir, step, stop.signal, stats)
     if stop.signal:
-        tracker.end("KILLED")
+        logger.end("KILLED")
         print(f"stackgan-bench: stopped by signal {stop.signal} at step {step}; checkpoint saved; "
               f"continue with --resume", file=sys.stderr)
         return RunResult(run_dir, step, stop.signal, stats)
 
     final = run_dir / "checkpoints" / "final.pt"
     save_checkpoint(checkpoint_state(), final)
-    summary = {"steps": step, "wall_seconds": round(wall, 3),
-               "train_step_seconds": round(step_seconds, 3),
-               "harness_overhead_ratio": round(wall / step_seconds, 4) if step_seconds else None,
-               "final_stats": stats}
-    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
-    if cfg.tracking.log_checkpoint:
-        tracker.log_artifact(final, "checkpoints")
-    tracker.log_artifact(run_dir / "summary.json")
-    tracker.end("FINISHED")
+    logger.finish(step, wall, stats, final)
     return RunResult(run_dir, step, None, stats)
