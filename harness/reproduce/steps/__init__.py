@@ -1,0 +1,1 @@
+"""The steps of ``reproduce``, grouped by concern; ``Pipeline`` combines them."""

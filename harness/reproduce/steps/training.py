@@ -1,0 +1,128 @@
+"""The runs of the experiments: the plan and their training, through the chosen executor.
+
+A part of ``Pipeline`` (harness.reproduce.pipeline): the methods read and write its state
+(options, scale, stamps, keys, log)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.experiments.plan import PlannedRun, plan_runs
+from harness.experiments.spec import merge_runs
+from harness.reproduce.stamps import code_hash, inputs_hash
+from harness.reproduce.steps.common import TRAIN_CODE
+
+
+class TrainingSteps:
+    def plan(self) -> list[PlannedRun]:
+        runs = merge_runs(self.experiments)
+        if self.opts.only_runs:
+            unknown = sorted(set(self.opts.only_runs) - set(runs))
+            if unknown:
+                raise UserError(f"unknown run id(s) {unknown}; runs: {', '.join(runs)}")
+            wanted = set(self.opts.only_runs) | {runs[r].stage1 for r in self.opts.only_runs
+                                                 if runs[r].stage1}
+            runs = {k: v for k, v in runs.items() if k in wanted}
+        return plan_runs(runs, self.scale, self.root, {"cub": str(self.data_root)},
+                         ["data.check=false", *self._validate_overrides(), *self.opts.extra],
+                         tracking_experiment=self.tracking_experiment)
+
+    def _validate_overrides(self) -> list[str]:
+        every = self.pipe.validate.every
+        return [f"train.validate_every={every}"] if every else []
+
+    def train_runs(self, planned: list[PlannedRun]) -> None:
+        from harness.config.load import to_dict
+        from harness.runner.checkpoint import CheckpointStore
+
+        todo = []
+        for p in planned:
+            if p.skipped:
+                self.log.add(f"[skip] train:{p.name}: {p.skipped}")
+                continue
+            if p.external:
+                self.log.add(f"[external] {p.name}: samples in {p.external}, evaluated, not trained")
+                continue
+            inputs = {"config": to_dict(p.config), "data": self.keys["dataset"],
+                      "text": self.keys["text-encoder"], "code": code_hash(*TRAIN_CODE)}
+            if p.spec.stage1:
+                inputs["stage1"] = self.keys[f"train:{p.spec.stage1}-s{p.seed}"]
+            key = inputs_hash(inputs)
+            name = f"train:{p.name}"
+            started = self.stamps.get(f"started:{p.name}")
+            run_dir = p.run_dir
+            final = run_dir / "checkpoints" / "final.pt"
+            if self.stamps.current(name, key, [final]):
+                self.step(name, inputs, [final], dict)  # up to date
+                continue
+            if run_dir.exists():
+                # Resume only a run started with these same inputs that has a checkpoint;
+                # anything else in the way is kept aside, never deleted.
+                resumable = (started is not None and started.get("key") == key
+                             and CheckpointStore(run_dir / "checkpoints").latest() is not None)
+                if not resumable:
+                    aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+                    run_dir.rename(aside)
+                    self.log.add(f"[inputs changed or no checkpoint] {p.name}: the old folder moved "
+                                 f"to {aside}")
+            self.stamps.record(f"started:{p.name}", key)
+            self.keys[name] = key
+            todo.append((p, key))
+        if todo:
+            self._train(todo)
+
+    def _train(self, todo: list) -> None:
+        """The runs whose inputs changed, through the executor (serial unless one was chosen;
+        Stage-II after its Stage-I), each stamped as it finishes: a pool stopped later loses none
+        of them. A run's time is its own wall time (its summary.json)."""
+        from harness.experiments.executors import SerialExecutor
+        from harness.experiments.train_plan import job_for, run_status
+
+        executor = self.executor or SerialExecutor(self.opts.progress)
+        # "done": trained with these inputs but stopped before its stamp was written; resuming a
+        # finished run loads its last checkpoint and returns at once.
+        jobs = {p.name: job_for(p, resume=run_status(p) in ("resume", "done")) for p, _ in todo}
+        keys = {p.name: key for p, key in todo}
+        started = time.time()
+        self.log.add(f"[run] {len(jobs)} training run(s) on the {executor.name} executor")
+        failed = []
+
+        def record(job, status: str, detail: str) -> None:
+            name = f"train:{job.name}"
+            if status in ("trained", "resumed"):
+                seconds = _wall_seconds(job.run_dir)
+                self.log.ran.append(name)
+                self.log.timings[name] = seconds
+                self.stamps.record(name, keys[job.name], {"seconds": round(seconds, 1),
+                                                          "steps": int(detail.split()[0]),
+                                                          "run_dir": str(job.run_dir)})
+                self.log.add(f"      {name}: {seconds:.0f} s")
+            else:
+                failed.append(f"{job.name}: {status} ({detail})")
+
+        executor.run(list(jobs.values()), self.log.add, self._validate_spec(), on_result=record)
+        self.log.timings["train (all runs)"] = time.time() - started
+        if any(f.split(": ", 1)[1].startswith("stopped") for f in failed):
+            raise KeyboardInterrupt
+        if failed:
+            raise UserError("training runs did not finish; the others are kept and a re-run "
+                            "continues from them:\n  " + "\n  ".join(failed))
+
+    def _validate_spec(self) -> dict | None:
+        """The in-training validation every executor builds for its runs (worker.build_validator)."""
+        if not self.pipe.validate.every:
+            return None
+        size = self.evaluator_size or self.pipe.eval.size or 64
+        return {"classifier": str(self.root / "classifier" / "classifier.pt"), "size": size,
+                "images": self.pipe.validate.images}
+
+
+def _wall_seconds(run_dir: Path) -> float:
+    """The wall time the run's last training call took (0 when it wrote no summary)."""
+    try:
+        return float(json.loads((run_dir / "summary.json").read_text())["wall_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
