@@ -68,3 +68,48 @@ def test_no_module_imports_itself_back():
     graph = import_graph()
     assert len(graph) > 100 and graph["harness.runner.build"]  # the walk saw the code
     assert circles(graph) == []
+
+
+# A lower layer never imports a higher one (data flows dataset -> train step -> checkpoint ->
+# sampler -> metrics -> MLflow -> report; the CLI is on top). Module prefix -> what it must not
+# import.
+LAYERS = {
+    "harness.core": ("harness.data", "harness.text", "harness.runner", "harness.eval", "harness.config",
+                     "harness.families", "harness.experiments", "harness.reproduce", "harness.cli",
+                     "harness.human", "harness.tracking", "reports", "stackgan", "baselines"),
+    "stackgan": ("harness.data", "harness.text", "harness.runner", "harness.eval", "harness.config",
+                 "harness.families", "harness.experiments", "harness.reproduce", "harness.cli",
+                 "harness.human", "harness.tracking", "reports", "baselines"),
+    "baselines": ("harness.data", "harness.text", "harness.runner", "harness.eval", "harness.config",
+                  "harness.families", "harness.experiments", "harness.reproduce", "harness.cli",
+                  "harness.human", "harness.tracking", "reports"),
+    "harness.data": ("harness.runner", "harness.eval", "harness.experiments", "harness.reproduce",
+                     "harness.cli", "harness.human", "reports"),
+    "harness.text": ("harness.runner", "harness.eval", "harness.experiments", "harness.reproduce",
+                     "harness.cli", "harness.human", "reports"),
+    "harness.runner": ("harness.experiments", "harness.reproduce", "harness.cli", "harness.human",
+                       "reports"),
+    "harness.eval": ("harness.experiments", "harness.reproduce", "harness.cli", "reports"),
+    "harness.experiments": ("harness.reproduce", "harness.cli"),
+    "harness.reproduce": ("harness.cli",),
+    "reports": ("harness.reproduce", "harness.cli"),
+}
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{module} -> {target}" for module, targets in graph.items() for target in targets
+                  for layer, banned in LAYERS.items() if _within(module, layer)
+                  for higher in banned if _within(target, higher))
+
+
+def test_an_upward_import_is_found():
+    assert upward_imports({"harness.data.sources": {"harness.cli.main"}}) == [
+        "harness.data.sources -> harness.cli.main"]
+
+
+def test_no_lower_layer_imports_a_higher_one():
+    assert upward_imports(import_graph()) == []
