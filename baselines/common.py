@@ -48,8 +48,10 @@ class OneStageModel:
 
     def update(self, net: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
         """Backward, gradient sync across ranks, then the optimiser step; returns the gradient
-        norm (logged). The caller zeroes the gradients before its forward pass."""
-        loss.backward()
+        norm (logged). The caller zeroes the gradients before its forward pass. Only ``net``'s
+        gradients are computed: G's loss also runs through D, whose weight gradients the Lua
+        code computed and discarded."""
+        loss.backward(inputs=[p for p in net.parameters() if p.requires_grad])
         return self.apply_gradients(net, optimizer)
 
     def apply_gradients(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> float:

@@ -195,6 +195,10 @@ class StackGANModel:
         self.optD.step()
 
         self.optG.zero_grad(set_to_none=True)
+        # G's loss differentiated for G's parameters only: the official code also computes D's
+        # weight gradients here and discards them (the next D update zeroes them), about a third
+        # of the G update's backward. G's gradients are the same either way.
+        g_params = [p for p in self.netG.parameters() if p.requires_grad]
         for k, ((_, emb, _), out) in enumerate(zip(chunks, outs, strict=True)):
             if self.cfg.fresh_g_noise:  # TF: the G update samples its own z and epsilon
                 torch.manual_seed(step_seed(self.seed, step,
@@ -206,12 +210,12 @@ class StackGANModel:
                 kl = out.kl_module.kl(out.mu, out.log_scale) if out.log_scale is not None else \
                     out.fake.new_zeros(())
                 loss_g = generator_adversarial_loss(fake_c, fake_u) + self.cfg.kl_weight * kl
-            (loss_g / n_micro).backward()
+            (loss_g / n_micro).backward(inputs=g_params)
             stats["loss_g"] += loss_g.item() / n_micro
             stats["kl"] += kl.detach().item() / n_micro
         if self.grad_sync is not None:
             self.grad_sync(self.netG)
-        stats["grad_norm_g"] = grad_norm(p for p in self.netG.parameters() if p.requires_grad)
+        stats["grad_norm_g"] = grad_norm(g_params)
         self.optG.step()
         stats["lr_g"] = self.optG.param_groups[0]["lr"]
         stats["lr_d"] = self.optD.param_groups[0]["lr"]
