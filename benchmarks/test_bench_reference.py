@@ -30,6 +30,11 @@ def cpu_description() -> str:
         pass
     extras = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f" {f}" in flags]
     isa = f", {'+'.join(extras)}" if extras else ", no AMX/bf16"
+    # The CPU's flags stay in /proc/cpuinfo under an emulated ISA: say which one oneDNN was held to.
+    import os
+
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    isa += f", oneDNN held to {limit}" if limit else ""
     return f"{name}, ATen {torch.backends.cpu.get_cpu_capability()}{isa}, {torch.get_num_threads()} threads"
 
 
