@@ -211,7 +211,7 @@ def test_baseline_runs_through_the_same_trainer_sampler_and_resume(smoke_data, t
 
     from conftest import smoke_config
 
-    from harness.runner.checkpoint import load_checkpoint
+    from harness.checkpoints import load_checkpoint
     from harness.runner.sample import sample_run
     from harness.runner.trainer import train
 

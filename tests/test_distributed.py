@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import smoke_config
 
-from harness.runner.checkpoint import load_checkpoint
+from harness.checkpoints import load_checkpoint
 from harness.runner.trainer import train
 
 pytestmark = pytest.mark.integration

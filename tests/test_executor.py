@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from harness.runner.checkpoint import load_checkpoint
+from harness.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.gpu,
 
 
 def _weights(run):
-    from harness.runner.checkpoint import load_checkpoint
+    from harness.checkpoints import load_checkpoint
 
     state = load_checkpoint(run / "checkpoints" / "final.pt")["model"]
     return {f"{n}.{k}": v for n in ("netG", "netD") for k, v in state[n].items()}

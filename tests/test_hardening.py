@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import smoke_config
 
+from harness.checkpoints import CheckpointStore, load_checkpoint
 from harness.errors import UserError
 from harness.locks import FolderInUse, exclusive
-from harness.runner.checkpoint import CheckpointStore, load_checkpoint
 from harness.runner.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +176,7 @@ def test_a_write_past_the_file_size_limit_names_the_file(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
         from harness.errors import UserError
-        from harness.runner.checkpoint import save_checkpoint
+        from harness.checkpoints import save_checkpoint
         try:
             save_checkpoint({{"model": {{"w": torch.zeros(100_000)}}}}, {str(target)!r})
         except UserError as exc:

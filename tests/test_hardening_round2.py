@@ -174,7 +174,7 @@ def test_imported_weights_must_be_finite_and_of_the_right_dtype(tmp_path, bad, m
 
 
 def test_the_sampler_refuses_a_generator_that_outputs_nan(two_runs, tmp_path):
-    from harness.runner.checkpoint import load_checkpoint, save_checkpoint
+    from harness.checkpoints import load_checkpoint, save_checkpoint
     from harness.runner.sample import sample_run
 
     run = tmp_path / "broken"

@@ -12,9 +12,9 @@ import torch
 from conftest import smoke_config
 
 from harness import atomic as atomic_mod
+from harness.checkpoints import CheckpointStore, load_checkpoint
 from harness.config.load import load_config
 from harness.errors import UserError
-from harness.runner.checkpoint import CheckpointStore, load_checkpoint
 from harness.runner.trainer import TrainingDiverged, train
 
 STEPS = 10  # crosses epoch boundaries: the tiny train split has 4 batches of 8

@@ -7,8 +7,8 @@ import math
 import torch
 from conftest import smoke_config
 
+from harness.checkpoints import load_checkpoint
 from harness.eval.training_fid import FidValidator
-from harness.runner.checkpoint import load_checkpoint
 from harness.runner.trainer import train
 
 

@@ -16,7 +16,7 @@ from harness.eval.protocols import Protocol, resolve
 
 def sample_for_eval(run: str | Path, split: str, protocol: Protocol, seed: int,
                     progress: bool = True) -> Path:
-    from harness.runner.checkpoint import find_run_checkpoint
+    from harness.checkpoints import find_run_checkpoint
     from harness.runner.sample import sample_run
 
     ckpt = find_run_checkpoint(run)
@@ -55,8 +55,8 @@ def keep_standalone_result(folder: str | Path, name: str, result: dict, tracking
 
 
 def log_to_run(run: str | Path, result: dict) -> None:
+    from harness.checkpoints import find_run_checkpoint, load_checkpoint
     from harness.config.load import flatten, from_yaml_file
-    from harness.runner.checkpoint import find_run_checkpoint, load_checkpoint
     from harness.tracking.mlflow_tracker import Tracker, default_uri
 
     cfg = from_yaml_file(Path(run) / "config.yaml")

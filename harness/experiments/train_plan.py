@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.checkpoints import CheckpointStore
 from harness.config.load import config_differences, from_yaml_file
 from harness.experiments.jobs import Job
 from harness.experiments.plan import PlannedRun
-from harness.runner.checkpoint import CheckpointStore
 
 
 @dataclass

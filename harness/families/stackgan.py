@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from harness.checkpoints import find_run_checkpoint, load_checkpoint
 from harness.errors import UserError
 from harness.families.base import Family
-from harness.runner.checkpoint import find_run_checkpoint, load_checkpoint
 
 # Stage-I sizes that a Stage-II config must agree on to load a Stage-I generator.
 _STAGE1_KEYS = ("variant", "z_dim", "text_dim", "ca_dim", "gf_dim", "stage1_size", "use_ca")

@@ -52,7 +52,7 @@ def _update(h, obj) -> None:
 def weights_hash(checkpoint: str | Path) -> str:
     """Hash of a training checkpoint's model state (networks, optimisers, schedulers): equal for
     two deterministic runs, unlike the file, which also records wall-clock timings."""
-    from harness.runner.checkpoint import load_checkpoint
+    from harness.checkpoints import load_checkpoint
 
     h = hashlib.sha256()
     _update(h, load_checkpoint(checkpoint)["model"])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
+from harness.checkpoints import find_run_checkpoint, load_checkpoint
 from harness.config.load import from_yaml_file
 from harness.config.schema import RunConfig
 from harness.data.dataset import DataOptions, TextImageDataset
 from harness.families import family_of
-from harness.runner.checkpoint import find_run_checkpoint, load_checkpoint
 
 
 def family_section(cfg: RunConfig):

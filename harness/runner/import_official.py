@@ -111,9 +111,9 @@ def import_stackgan_pytorch(net_g: str, config: str, out: str, net_d: str | None
                             overrides: list[str] | None = None) -> Path:
     """Write run folder ``out`` from official files; returns it."""
     from harness.atomic import atomic_directory, write_text_atomic
+    from harness.checkpoints import save_checkpoint
     from harness.config.load import load_config, to_dict, to_yaml
     from harness.runner.build import build_model
-    from harness.runner.checkpoint import save_checkpoint
     from harness.runner.seeding import code_version, library_versions
     from stackgan.networks import Stage1Generator
 

@@ -18,13 +18,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from harness.atomic import atomic_directory
+from harness.checkpoints import find_run_checkpoint
 from harness.core import generate_batch, step_seed
 from harness.data.dataset import TextImageDataset
 from harness.data.samples_manifest import MANIFEST
 from harness.data.sources import load_index
 from harness.errors import UserError
 from harness.runner.build import data_options, load_run, model_conditions
-from harness.runner.checkpoint import find_run_checkpoint
 
 
 def caption_items(cfg, split: str, captions_per_image: int, limit: int | None,

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from harness.atomic import write_text_atomic
+from harness.checkpoints import CheckpointStore, load_checkpoint, save_checkpoint
 from harness.config.load import config_differences, flatten, from_yaml_file, to_dict, to_yaml
 from harness.config.schema import RunConfig
 from harness.core.interface import TRAINED_NETWORKS
@@ -31,7 +32,6 @@ from harness.locks import LOCK_NAME
 from harness.runner import distributed as ddp
 from harness.runner.batch_order import ResumableBatchSampler
 from harness.runner.build import build_dataset, build_model, model_conditions, z_dim
-from harness.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
 from harness.runner.run_logger import RunLogger
 from harness.runner.seeding import (
     code_version,

@@ -35,8 +35,8 @@ class TrainingSteps:
         return [f"train.validate_every={every}"] if every else []
 
     def train_runs(self, planned: list[PlannedRun]) -> None:
+        from harness.checkpoints import CheckpointStore
         from harness.config.load import to_dict
-        from harness.runner.checkpoint import CheckpointStore
 
         todo = []
         for p in planned:
