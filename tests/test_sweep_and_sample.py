@@ -1,5 +1,6 @@
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +53,12 @@ def stage2_run(smoke_data, tmp_path_factory):
     train(smoke_config(smoke_data, runs, "train.max_steps=2", f"train.stage1_run={runs}/smoke_stage1",
                        preset="smoke_stage2"), progress=False)
     return runs / "smoke_stage2"
+
+
+def test_a_stage2_run_records_the_stage1_checkpoint_it_trained_on(stage2_run):
+    prov = json.loads((stage2_run / "provenance.json").read_text())
+    stage1 = stage2_run.parent / "smoke_stage1" / "checkpoints" / "final.pt"
+    assert prov["stage"] == 2 and Path(prov["stage1_checkpoint"]).resolve() == stage1.resolve()
 
 
 def test_sampling_is_reproducible_and_batch_independent(stage2_run, tmp_path):

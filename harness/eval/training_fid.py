@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from harness.config.schema import RunConfig
 from harness.core import generate_batch, step_seed
 from harness.eval.classifier import load_classifier, prepare
-from harness.runner.build import conditions_of
+from harness.families import family_of
 from harness.runner.sample import caption_items, to_uint8
 
 
@@ -38,10 +38,10 @@ class FidValidator:
         from harness.eval.classifier import ClassifierOptions
 
         self.classifier_size = ClassifierOptions(**ckpt["options"]).image_size
-        items = caption_items(cfg, "test", 1, None, conditions_of(cfg))
+        self.conditions = family_of(cfg).conditions(cfg)
+        items = caption_items(cfg, "test", 1, None, self.conditions)
         picks = np.linspace(0, len(items) - 1, min(images, len(items))).round().astype(int)
         self.items = [items[i] for i in picks]
-        self.conditions = conditions_of(cfg)
         real = load_real_tensor(cfg.data.root, "test", size, progress=False)
         self.real_stats = _fid_stats(self._features(real))
 

@@ -36,7 +36,9 @@ class StackGANFamily(Family):
         return cfg.train.stage1_run or None
 
     def provenance(self, cfg) -> dict:
-        return {"stage1_checkpoint": str(load_stage1_generator(cfg)[1])} if cfg.model.stage == 2 else {}
+        # The build has loaded and checked this Stage-I already; the tag needs only its file.
+        return ({"stage1_checkpoint": str(find_run_checkpoint(cfg.train.stage1_run))}
+                if cfg.model.stage == 2 else {})
 
     def build(self, cfg, device, stage1_state=None):
         stage1 = None

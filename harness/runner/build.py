@@ -14,40 +14,15 @@ from harness.data.dataset import DataOptions, TextImageDataset
 from harness.families import family_of
 
 
-def family_section(cfg: RunConfig):
-    """The config section that describes the networks of the run's model family (for a model of
-    the user's own: its ``Config`` built from the ``custom`` section)."""
-    return family_of(cfg).section(cfg)
-
-
-def variant_of(cfg: RunConfig) -> str:
-    """The family's variant: StackGAN paper|pytorch, GAN-INT-CLS's four, GAWWN bbox|keypoints;
-    a user's model: its Config's ``variant`` if it has one, else its class name."""
-    return family_of(cfg).variant(cfg)
-
-
-def image_size(cfg: RunConfig) -> int:
-    return family_of(cfg).image_size(cfg)
-
-
-def z_dim(cfg: RunConfig) -> int:
-    return family_of(cfg).z_dim(cfg)
-
-
-def conditions_of(cfg: RunConfig) -> tuple[str, ...]:
-    """What a run's model takes besides text and noise, by the batch keys that carry it."""
-    return family_of(cfg).conditions(cfg)
-
-
 def model_conditions(model) -> tuple[str, ...]:
     return tuple(getattr(model, "conditions", ()))
 
 
 def data_options(cfg: RunConfig, split: str = "train", augment: bool = True) -> DataOptions:
-    sizes = (image_size(cfg),)
-    conditions = conditions_of(cfg)
+    family = family_of(cfg)
+    conditions = family.conditions(cfg)
     return DataOptions(
-        root=cfg.data.root, split=split, layout=cfg.data.layout, image_sizes=sizes,
+        root=cfg.data.root, split=split, layout=cfg.data.layout, image_sizes=(family.image_size(cfg),),
         preprocessing=cfg.data.preprocessing, load_size=cfg.data.load_size,
         text_strategy=cfg.data.text_strategy,
         wrong_strategy=cfg.data.wrong_strategy if augment else "none", augment=augment,

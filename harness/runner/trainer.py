@@ -31,7 +31,7 @@ from harness.families import family_of
 from harness.locks import LOCK_NAME
 from harness.runner import distributed as ddp
 from harness.runner.batch_order import ResumableBatchSampler
-from harness.runner.build import build_dataset, build_model, model_conditions, z_dim
+from harness.runner.build import build_dataset, build_model, model_conditions
 from harness.runner.run_logger import RunLogger
 from harness.runner.seeding import (
     code_version,
@@ -233,7 +233,8 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     if cfg.train.max_steps is not None:
         total = min(total, cfg.train.max_steps)
     sample_emb, sample_noise, sample_conditions = _fixed_sample_inputs(
-        dataset, cfg.train.sample_captions, z_dim(cfg), cfg.train.seed, model_conditions(model))
+        dataset, cfg.train.sample_captions, family_of(cfg).z_dim(cfg), cfg.train.seed,
+        model_conditions(model))
     started = time.time()
     stats: dict = {}
     model.train()
