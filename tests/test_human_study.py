@@ -302,3 +302,67 @@ def test_caption_with_markup_is_shown_as_text(tmp_path):
         assert browser.find_element(By.ID, "title").text == "t <b>"
     finally:
         browser.quit()
+
+
+@pytest.mark.integration
+def test_participants_join_through_the_recruitment_link(study, tmp_path):
+    """Two participants join with Prolific-style parameters and get different slots; one
+    abandons and the slot goes to a newcomer after the (shortened) timeout; the other finishes
+    and lands on the completion redirect; joining again with the same id gives the same slot.
+    Every image is fetched from the server at most once."""
+    from collections import Counter
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from harness.human.server import StudyServer
+
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy, ignore=shutil.ignore_patterns("responses.sqlite*"))
+    doc, key = load_study(copy)
+    server = StudyServer(copy, "127.0.0.1", 0, abandon_after_s=4)
+    server.completion_url = f"{server.url}/complete?cc=C0DE"  # the port is known once bound
+    fetched = Counter()
+    image_file = server.images.file
+    server.images.file = lambda name: (fetched.update([name]), image_file(name))[1]
+    server.start_background()
+    browser = _browser(tmp_path)
+
+    def join(pid):
+        browser.get(f"{server.join_url()}?PROLIFIC_PID={pid}&STUDY_ID=s1&SESSION_ID=x{pid}")
+        WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "rater").text)
+        return browser.current_url, browser.find_element(By.ID, "rater").text
+
+    try:
+        url_a, slot_a = join("PA")
+        from selenium.webdriver.support.ui import Select
+
+        groups = browser.find_elements(By.CSS_SELECTOR, "#groups .group")
+        ranks = desired_ranks(key, [g.get_attribute("data-group") for g in groups])
+        for g in groups:
+            Select(g.find_element(By.CSS_SELECTOR, "select[aria-label=Rank]")).select_by_value(
+                str(ranks[g.get_attribute("data-group")]))
+        WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "answered").text == "1")
+        WebDriverWait(browser, 20).until(lambda b: server.store.answer_log())  # the POST arrived
+        url_b, slot_b = join("PB")  # A walks away after one answer
+        assert slot_b != slot_a and url_b != url_a
+        started = time.time()
+        _fill_form(browser, key)
+        WebDriverWait(browser, 30).until(lambda b: "/complete?cc=C0DE" in b.current_url)
+        time.sleep(max(0.0, 4.5 - (time.time() - started)))
+        url_c, slot_c = join("PC")
+        assert slot_c == slot_a and url_c != url_a  # A's slot, under C's own link
+        browser.get(url_a)  # A's old link now says what happened
+        assert "expired" in browser.find_element(By.TAG_NAME, "h1").text
+        url_b2, slot_b2 = join("PB")
+        assert (url_b2, slot_b2) == (url_b, slot_b)
+        admin = urllib.request.urlopen(server.admin_url()).read().decode()
+        export = json.loads(urllib.request.urlopen(server.export_url()).read())
+    finally:
+        browser.quit()
+        server.shutdown()
+    assert fetched and max(fetched.values()) == 1, fetched.most_common(3)
+    assert "PA" in admin and "abandoned" in admin and "completed" in admin
+    assert [r["rater_id"] for r in export["responses"]] == [slot_b]
+    assert export["participants"][slot_b]["participant"] == "PB"
+    assert export["abandoned"][0]["participant"] == "PA"

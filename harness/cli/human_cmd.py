@@ -37,15 +37,30 @@ def register(sub) -> None:
     p.add_argument("--data", default=None, help="dataset folder (default: the first run's)")
     p.add_argument("--no-ratings", action="store_true", help="ranks only, no 5-point ratings")
     p.add_argument("--no-checks", action="store_true", help="no attention checks")
+    p.add_argument("--part-mb", type=float, default=DEFAULTS.part_mb,
+                   help="an offline form larger than this is split into parts of at most this "
+                   f"many MB that score as one rater (default {DEFAULTS.part_mb:g})")
+    p.add_argument("--served-only", action="store_true",
+                   help="no offline forms (the study is served with `human serve`; at the paper's "
+                   "protocol the offline forms are hundreds of MB per rater)")
     p.add_argument("--out", required=True, help="new study folder")
     p.set_defaults(func=_make)
 
-    p = add_command(group, "serve", "Serve a study to raters: one token URL per rater, answers "
-                    "stored in SQLite as given, an export URL for all responses; loopback only "
-                    "unless --host says otherwise.", "stackgan-bench human serve study --port 8765")
+    p = add_command(group, "serve", "Serve a study to raters: one token URL per rater slot and a "
+                    "recruitment link for a crowdsourcing platform (Prolific, MTurk) that assigns "
+                    "free slots; answers stored in SQLite as given; an admin page and an export "
+                    "URL; loopback only unless --host says otherwise.",
+                    "stackgan-bench human serve study --host 0.0.0.0 --completion-url "
+                    "'https://app.prolific.com/submissions/complete?cc=CODE'")
     p.add_argument("study", help="study folder")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--completion-url", default=None,
+                   help="where a recruited participant is sent after submitting (the platform's "
+                   "completion URL with its code)")
+    p.add_argument("--abandon-after", type=float, default=60.0, metavar="MINUTES",
+                   help="a recruited participant's slot is given to the next one after this many "
+                   "minutes without activity (default 60); their answers are kept")
     p.set_defaults(func=_serve)
 
     p = add_command(group, "score", "Validate responses (JSON files, a server export, or filled "
@@ -76,23 +91,33 @@ def _make(args) -> int:
     out = make_study(StudyOptions(
         sources=sources, out=args.out, captions=args.captions, per_class=args.per_class,
         per_model=args.per_model, raters=args.raters, seed=args.seed, names=names,
-        data=args.data, ratings=not args.no_ratings, attention_checks=not args.no_checks))
+        data=args.data, ratings=not args.no_ratings, attention_checks=not args.no_checks,
+        part_mb=args.part_mb, offline_forms=not args.served_only))
     print(f"study {out['study_id']}: {out['items']} descriptions + {out['checks']} checks, "
           f"{len(out['models'])} models, {out['raters']} raters -> {out['out']}")
-    print(f"hand out {out['out']}/share/<rater>/form.html (or sheet.csv with share/images); "
-          f"keep {out['out']}/key.json to yourself")
+    if out["form_parts"]:
+        print(f"offline forms: {out['form_bytes'] / 1e6:.1f} MB in all, {out['form_parts']} "
+              f"file(s), the largest {out['largest_form_bytes'] / 1e6:.1f} MB")
+        print(f"hand out {out['out']}/share/<rater>/form*.html (or sheet.csv with share/images), "
+              f"or serve it (`human serve {out['out']}`); keep {out['out']}/key.json to yourself")
+    else:
+        print(f"serve it with `human serve {out['out']}`; keep {out['out']}/key.json to yourself")
     return 0
 
 
 def _serve(args) -> int:
     from harness.human.server import StudyServer, is_loopback
 
-    server = StudyServer(args.study, args.host, args.port)
+    server = StudyServer(args.study, args.host, args.port, completion_url=args.completion_url,
+                         abandon_after_s=args.abandon_after * 60)
     if not is_loopback(args.host):
         print(f"warning: serving on {args.host}: anyone who can reach it and has a token can rate")
     for rater in server.tokens:
         print(f"{rater}: {server.rater_url(rater)}")
-    print(f"export: {server.export_url()}")
+    print(f"recruitment link (Prolific; MTurk: ?workerId=…&assignmentId=…&hitId=…): "
+          f"{server.prolific_url()}")
+    print(f"admin: {server.admin_url()}")
+    print(f"export: {server.export_url()}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -90,19 +90,33 @@ def check_answers(study: dict, key: dict, rater_id: str, answers) -> dict:
 
 
 def _attention(key: dict, answers: dict) -> None:
+    failures = attention_failures(key, answers)
+    if failures:
+        raise Rejected(failures[0])
+
+
+def attention_failures(key: dict, answers: dict) -> list[str]:
+    """The attention checks these answers fail, each with its reason; a check whose items are
+    not all answered yet is not judged (so a study's admin page can show failures as they
+    happen)."""
+    failures = []
     for item_id, check in key.get("checks", {}).items():
-        ranks = answers[item_id]["ranks"]
-        if check["type"] == "real_vs_noise" and ranks[check["real_group"]] != 1:
-            raise Rejected(f"failed attention check (item {item_id}): real photos were not ranked "
-                           "above pure noise")
-        if check["type"] == "repeat":
-            first = answers[check["of"]]["ranks"]
-            again = {check["groups"][g]: r for g, r in ranks.items()}
-            best_first = min(first, key=first.get)
-            worst = max(first.values())
-            if len(first) > 1 and again[best_first] == worst:
-                raise Rejected(f"failed consistency check (item {item_id}): the group ranked best "
-                               f"in item {check['of']} was ranked worst when shown again")
+        if not isinstance(answers.get(item_id), dict):
+            continue
+        ranks = answers[item_id].get("ranks") or {}
+        if check["type"] == "real_vs_noise" and check["real_group"] in ranks \
+                and ranks[check["real_group"]] != 1:
+            failures.append(f"failed attention check (item {item_id}): real photos were not "
+                            "ranked above pure noise")
+        if check["type"] == "repeat" and isinstance(answers.get(check["of"]), dict):
+            first = answers[check["of"]].get("ranks") or {}
+            again = {check["groups"][g]: r for g, r in ranks.items() if g in check["groups"]}
+            if len(first) > 1 and set(again) == set(first):
+                best_first = min(first, key=first.get)
+                if again[best_first] == max(first.values()):
+                    failures.append(f"failed consistency check (item {item_id}): the group ranked "
+                                    f"best in item {check['of']} was ranked worst when shown again")
+    return failures
 
 
 def _from_json(path: Path, study: dict) -> list[tuple[str, dict]]:
@@ -140,6 +154,11 @@ def check_body(body, study: dict) -> None:
         raise Rejected("checksum mismatch: the file was edited or damaged after it was saved")
     if not body.get("complete"):
         raise Rejected("the form was not completed")
+    if "parts" in body or "part" in body:
+        part, parts = body.get("part"), body.get("parts")
+        if not (isinstance(parts, int) and isinstance(part, int) and not isinstance(part, bool)
+                and 1 <= part <= parts):
+            raise Rejected(f"part {part!r} of {parts!r}: not a part of a split form")
 
 
 def _from_sheet(path: Path, study: dict) -> tuple[str, dict]:
@@ -178,6 +197,8 @@ def read_responses(study: dict, key: dict, paths: list[str | Path]) -> ReadResul
     result = ReadResult()
     raters = {r["rater_id"] for r in study["raters"]}
     seen: dict[str, str] = {}
+    # A split offline form comes back as one file per part: joined per rater, then checked whole.
+    parts: dict[str, dict[int, tuple[str, dict]]] = {}
     for path in map(Path, paths):
         try:
             if path.suffix.lower() == ".csv":
@@ -195,6 +216,15 @@ def read_responses(study: dict, key: dict, paths: list[str | Path]) -> ReadResul
                     answers = body.get("answers")
                 if rater_id not in raters:
                     raise Rejected(f"unknown rater {rater_id!r}")
+                if body is not None and "parts" in body:
+                    got = parts.setdefault(rater_id, {})
+                    if body["part"] in got:
+                        raise Rejected(f"part {body['part']} of rater {rater_id} twice (already "
+                                       f"read from {got[body['part']][0]})")
+                    if not isinstance(answers, dict):
+                        raise Rejected("answers: expected a mapping of item ids")
+                    got[body["part"]] = (source, dict(body, answers=answers))
+                    continue
                 if rater_id in seen:
                     raise Rejected(f"duplicate response for rater {rater_id} (already read from "
                                    f"{seen[rater_id]})")
@@ -204,4 +234,29 @@ def read_responses(study: dict, key: dict, paths: list[str | Path]) -> ReadResul
                 continue
             seen[rater_id] = source
             result.accepted.append(Response(source, rater_id, answers))
+    for rater_id, got in parts.items():
+        sources = [got[k][0] for k in sorted(got)]
+        source = " + ".join(sources)
+        expected = {b["parts"] for _, b in got.values()}
+        try:
+            if len(expected) != 1:
+                raise Rejected(f"parts disagree on how many parts the form has ({sorted(expected)})")
+            missing = sorted(set(range(1, expected.pop() + 1)) - set(got))
+            if missing:
+                raise Rejected(f"rater {rater_id}: part(s) {missing} missing")
+            if rater_id in seen:
+                raise Rejected(f"duplicate response for rater {rater_id} (already read from "
+                               f"{seen[rater_id]})")
+            answers: dict = {}
+            for _, b in got.values():
+                overlap = set(answers) & set(b["answers"])
+                if overlap:
+                    raise Rejected(f"item {sorted(overlap)[0]} answered in two parts")
+                answers.update(b["answers"])
+            check_answers(study, key, rater_id, answers)
+        except Rejected as exc:
+            result.rejected.append((source, str(exc)))
+            continue
+        seen[rater_id] = source
+        result.accepted.append(Response(source, rater_id, answers))
     return result

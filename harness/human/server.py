@@ -1,10 +1,20 @@
 """``human serve``: the web server raters use to fill in a study.
 
-Each rater opens ``/r/<token>/`` and sees only their own form; every answer is stored in SQLite
-(``<study>/responses.sqlite``) as it is given, so a reload resumes; ``/admin/<token>/export``
-returns all submitted responses in the format ``human score`` reads. Anything else, a wrong
-token or method included, gets an empty 404. Nothing is served from the disk: the forms are
-rendered in memory from study.json and share/images, so key.json can never be fetched.
+Raters arrive in one of two ways. A hand-made link ``/r/<token>/`` (one per rater slot, tokens in
+key.json) opens that slot's form. The recruitment link ``/join/<study-link>?PROLIFIC_PID=…`` (or
+MTurk's ``workerId``/``assignmentId``), pasted into a crowdsourcing platform, gives each arriving
+participant the next free slot under a token of their own, gives a returning participant the
+same slot, reassigns slots abandoned for longer than ``abandon_after_s`` and, on submission, sends
+the participant to the platform's completion URL (``harness.human.store``,
+``harness.human.recruitment``). Every answer is stored in SQLite (``<study>/responses.sqlite``)
+as it is given, committed before the server says so, so a reload resumes and ``kill -9`` loses
+nothing that was acknowledged. The form shows one item at a time and loads images by URL:
+``/img/<content digest>.png``, cached by the browser for good (``harness.human.images``).
+``/admin/<token>/`` shows per-slot progress, attention-check failures as they happen and time
+per item (``harness.human.admin``); ``/admin/<token>/export`` returns all responses in the
+format ``human score`` reads. Anything else, a wrong token or method included, gets an empty
+404. Nothing is served from the disk but the study's images: the forms are rendered in memory
+from study.json, so key.json can never be fetched.
 
 It runs on Starlette under uvicorn (both already installed with MLflow) rather than the standard
 library's ``http.server``, which Python documents as unfit for the open web: one thread per
@@ -26,10 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import ipaddress
 import json
+import secrets
 import socket
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -37,8 +48,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from harness.human.admin import render_admin
 from harness.human.form import render_form
+from harness.human.images import CACHE_CONTROL, ImageIndex
+from harness.human.recruitment import NotAParticipant, arrival, prolific_link
 from harness.human.responses import Rejected, check_answers, check_body
+from harness.human.store import ResponseStore, Seat
 from harness.human.study import load_study
 
 MAX_BODY = 256 * 1024  # a whole study's submission is a few kB per hundred items
@@ -52,10 +67,10 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
-    # The form is one self-contained page: inline script and style, images as data: URIs, and
+    # The form is one page: inline script and style, images from this server (or data: URIs),
     # requests only back to this server. frame-ancestors only works as a header, not in <meta>.
     (b"content-security-policy",
-     b"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+     b"default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
      b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
 ]
 
@@ -89,47 +104,6 @@ class Submission(_Strict):
     checksum: Annotated[str, StringConstraints(max_length=16)]
 
 
-class ResponseStore:
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS answers (rater_id TEXT, item_id TEXT, answer TEXT, "
-                       "updated REAL, PRIMARY KEY (rater_id, item_id))")
-            db.execute("CREATE TABLE IF NOT EXISTS submissions (rater_id TEXT PRIMARY KEY, body TEXT, "
-                       "submitted REAL)")
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
-
-    def save_answer(self, rater_id: str, item_id: str, answer: dict) -> None:
-        with self._lock, self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
-                       (rater_id, item_id, json.dumps(answer), time.time()))
-
-    def answers(self, rater_id: str) -> dict:
-        with self._connect() as db:
-            rows = db.execute("SELECT item_id, answer FROM answers WHERE rater_id = ?", (rater_id,))
-            return {item: json.loads(a) for item, a in rows}
-
-    def submit(self, rater_id: str, body: dict) -> None:
-        with self._lock, self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO submissions VALUES (?, ?, ?)",
-                       (rater_id, json.dumps(body), time.time()))
-
-    def export(self) -> dict:
-        with self._connect() as db:
-            submitted = [json.loads(b) for (b,) in
-                         db.execute("SELECT body FROM submissions ORDER BY rater_id")]
-            partial = {}
-            for rater, item, answer in db.execute("SELECT rater_id, item_id, answer FROM answers"):
-                partial.setdefault(rater, {})[item] = json.loads(answer)
-        done = {b["rater_id"] for b in submitted}
-        return {"responses": submitted,
-                "in_progress": {r: a for r, a in partial.items() if r not in done}}
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -145,14 +119,30 @@ class _BadRequest(Exception):
         self.status = status
 
 
+DEFAULT_ABANDON_AFTER_S = 3600.0
+
+
 class StudyServer:
-    def __init__(self, folder: str | Path, host: str = "127.0.0.1", port: int = 8765):
+    def __init__(self, folder: str | Path, host: str = "127.0.0.1", port: int = 8765,
+                 completion_url: str | None = None,
+                 abandon_after_s: float = DEFAULT_ABANDON_AFTER_S):
         import uvicorn
+
+        from harness.errors import UserError
 
         self.folder = Path(folder)
         self.study, self.key = load_study(self.folder)
+        if completion_url is not None and not completion_url.startswith(("https://", "http://")):
+            raise UserError(f"--completion-url {completion_url!r}: expected an http(s) URL")
+        if abandon_after_s <= 0:
+            raise UserError("--abandon-after must be positive")
+        self.completion_url, self.abandon_after_s = completion_url, float(abandon_after_s)
         self.store = ResponseStore(self.folder / "responses.sqlite")
+        self.images = ImageIndex(self.study, self.folder / "share" / "images")
         self.tokens = dict(self.key["tokens"])  # rater -> token
+        # The recruitment link's secret: made on the first start, the same on every restart.
+        self.study_link = self.store.setting("study_link", lambda: secrets.token_urlsafe(16))
+        self.slots = [r["rater_id"] for r in self.study["raters"]]
         self._items = {it["item_id"]: it for it in self.study["items"]}
         self._forms: dict[str, str] = {}
         self._form_lock = threading.Lock()
@@ -181,6 +171,16 @@ class StudyServer:
     def export_url(self) -> str:
         return f"{self.url}/admin/{self.key['admin_token']}/export"
 
+    def admin_url(self) -> str:
+        return f"{self.url}/admin/{self.key['admin_token']}/"
+
+    def join_url(self) -> str:
+        """The recruitment link (without the platform's parameters)."""
+        return f"{self.url}/join/{self.study_link}"
+
+    def prolific_url(self) -> str:
+        return prolific_link(self.join_url())
+
     # ------------------------------------------------------------------ the application
     def _app(self):
         from starlette.applications import Starlette
@@ -191,6 +191,9 @@ class StudyServer:
                   Route("/r/{token}/api/state", self._state, methods=["GET"]),
                   Route("/r/{token}/api/answer", self._answer, methods=["POST"]),
                   Route("/r/{token}/api/submit", self._submit, methods=["POST"]),
+                  Route("/join/{link}", self._join, methods=["GET"]),
+                  Route("/img/{name}", self._image, methods=["GET"]),
+                  Route("/admin/{token}/", self._admin, methods=["GET"]),
                   Route("/admin/{token}/export", self._export, methods=["GET"])]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._not_found})
         return _SecurityHeaders(app)
@@ -200,20 +203,32 @@ class StudyServer:
 
         return Response(status_code=404)  # a wrong method too: the routes are nobody's business
 
-    def _rater_for(self, token: str) -> str | None:
+    def _seat_for(self, token: str) -> Seat | None:
         found = None
         for rater, expected in self.tokens.items():  # every token compared: no timing signal
             if hmac.compare_digest(token.encode(), expected.encode()):
-                found = rater
+                found = Seat(rater)
+        if found is None and len(token) <= 64:
+            found = self.store.seat_for_token(token)  # a recruited participant's own token
         return found
 
     def _form(self, rater_id: str) -> str:
+        # One page per slot whoever holds it: the API path is relative to the page's own URL.
         with self._form_lock:
             if rater_id not in self._forms:
                 self._forms[rater_id] = render_form(
                     self.study, rater_id, self.folder / "share" / "images", mode="served",
-                    api=f"/r/{self.tokens[rater_id]}/api/")
+                    api="api/", image_url=self.images.url)
             return self._forms[rater_id]
+
+    @staticmethod
+    def _page(status: int, title: str, text: str):
+        from starlette.responses import HTMLResponse
+
+        body = (f"<!DOCTYPE html><html lang=en><meta charset=utf-8><title>{html.escape(title)}"
+                f"</title><body style='font-family:system-ui,sans-serif;max-width:40em;margin:3em auto'>"
+                f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>")
+        return HTMLResponse(body, status_code=status)
 
     @staticmethod
     def _json(status: int, data):
@@ -262,27 +277,35 @@ class StudyServer:
             from starlette.concurrency import run_in_threadpool
             from starlette.responses import Response
 
-            rater = self._rater_for(request.path_params["token"])
-            if rater is None:
+            seat = self._seat_for(request.path_params["token"])
+            if seat is None:
                 return Response(status_code=404)
+            if seat.revoked:
+                why = ("this place in the study was given to another participant after "
+                       f"{self.abandon_after_s / 60:g} minutes without activity")
+                if request.url.path.endswith("/api/state") or request.method == "POST":
+                    return self._json(410, {"error": why})
+                return self._page(410, "Your session expired", why + ".")
             try:
-                return await handler(self, request, rater, run_in_threadpool)
+                return await handler(self, request, seat, run_in_threadpool)
             except (_BadRequest, Rejected) as exc:
                 return self._json(getattr(exc, "status", 400), {"error": str(exc)})
         return wrapped
 
     @_guarded
-    async def _form_page(self, request, rater, in_thread):
+    async def _form_page(self, request, seat, in_thread):
         from starlette.responses import HTMLResponse
 
-        return HTMLResponse(await in_thread(self._form, rater))
+        await in_thread(self.store.touch, seat)
+        return HTMLResponse(await in_thread(self._form, seat.rater_id))
 
     @_guarded
-    async def _state(self, request, rater, in_thread):
-        return self._json(200, {"answers": await in_thread(self.store.answers, rater)})
+    async def _state(self, request, seat, in_thread):
+        await in_thread(self.store.touch, seat)
+        return self._json(200, {"answers": await in_thread(self.store.answers, seat)})
 
     @_guarded
-    async def _answer(self, request, rater, in_thread):
+    async def _answer(self, request, seat, in_thread):
         parsed, data = await self._parse(request, AnswerRequest)
         item = self._items.get(parsed.item_id)
         if item is None:
@@ -295,26 +318,77 @@ class StudyServer:
                 raise Rejected("unknown group")
         if any(r > self.study["models"] for r in parsed.answer.ranks.values()):
             raise Rejected(f"ranks run from 1 to {self.study['models']}")
-        await in_thread(self.store.save_answer, rater, parsed.item_id, data["answer"])
+        await in_thread(self.store.save_answer, seat, parsed.item_id, data["answer"])
         return self._json(200, {"ok": True})
 
     @_guarded
-    async def _submit(self, request, rater, in_thread):
+    async def _submit(self, request, seat, in_thread):
         parsed, body = await self._parse(request, Submission)
-        if parsed.rater_id != rater:
+        if parsed.rater_id != seat.rater_id:
             raise Rejected("a response of another rater")
         check_body(body, self.study)
         # Attention checks are scored later, not here: a rater is not told they failed one.
-        check_answers(self.study, {"checks": {}}, rater, body["answers"])
-        await in_thread(self.store.submit, rater, body)
-        return self._json(200, {"ok": True})
+        check_answers(self.study, {"checks": {}}, seat.rater_id, body["answers"])
+        await in_thread(self.store.submit, seat, body)
+        redirect = self.completion_url if seat.token else None  # recruited participants only
+        return self._json(200, {"ok": True, "redirect": redirect})
+
+    async def _join(self, request):
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import RedirectResponse, Response
+
+        if not hmac.compare_digest(request.path_params["link"].encode(), self.study_link.encode()):
+            return Response(status_code=404)
+        try:
+            who = arrival(dict(request.query_params))
+        except NotAParticipant as exc:
+            return self._page(400, "This link is incomplete", f"{exc}. Open the study from the "
+                              "platform that sent you here.")
+        result = await run_in_threadpool(self.store.join, self.slots, who.platform,
+                                         who.participant, who.study, who.session,
+                                         self.abandon_after_s)
+        if result.status == "full":
+            return self._page(200, "The study is full", "Every place in this study is taken. "
+                              "Please return the study on your platform; thank you.")
+        if result.status == "expired":
+            return self._page(410, "Your session expired", "You did not answer for "
+                              f"{self.abandon_after_s / 60:g} minutes, and your place was given to "
+                              "another participant. Please return the study on your platform.")
+        return RedirectResponse(f"/r/{result.seat.token}/", status_code=303)
+
+    async def _image(self, request):
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response
+
+        path = self.images.file(request.path_params["name"])
+        if path is None:
+            return Response(status_code=404)
+        etag = f'"{request.path_params["name"].partition(".")[0]}"'  # the content digest
+        headers = {"cache-control": CACHE_CONTROL.decode(), "etag": etag}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        data = await run_in_threadpool(path.read_bytes)
+        return Response(data, media_type="image/png", headers=headers)
+
+    def _is_admin(self, request) -> bool:
+        return hmac.compare_digest(request.path_params["token"].encode(),
+                                   self.key["admin_token"].encode())
+
+    async def _admin(self, request):
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import HTMLResponse, Response
+
+        if not self._is_admin(request):
+            return Response(status_code=404)
+        page = await run_in_threadpool(render_admin, self.study, self.key, self.store,
+                                       self.abandon_after_s)
+        return HTMLResponse(page)
 
     async def _export(self, request):
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import Response
 
-        if not hmac.compare_digest(request.path_params["token"].encode(),
-                                   self.key["admin_token"].encode()):
+        if not self._is_admin(request):
             return Response(status_code=404)
         return self._json(200, await run_in_threadpool(self.store.export))
 

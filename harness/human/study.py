@@ -8,7 +8,9 @@ Layout of a study folder:
   key.json          secret: which model each group and image came from, the attention checks'
                     answers, the raters' tokens for `human serve`. Never handed out or served.
   share/images/     the images under opaque names
-  share/<rater>/    form.html (self-contained) and sheet.csv, one folder per rater
+  share/<rater>/    form.html (self-contained; form-partNN.html when larger than --part-mb, each
+                    part saved by the rater and scored as one response) and sheet.csv, one folder
+                    per rater (no forms with --served-only: `human serve` renders them)
 
 Everything random (caption choice, ids, orders, positions, noise images) comes from ``seed``, so
 the same inputs and seed give the same study.
@@ -54,6 +56,8 @@ class StudyOptions:
     attention_checks: bool = True
     device: str = "cpu"
     progress: bool = True
+    part_mb: float = 20.0  # offline forms above this size are split into parts
+    offline_forms: bool = True
     title: str = "Which images match the description best?"
     # Filled in by make_study.
     models: list[str] = field(default_factory=list)
@@ -132,6 +136,8 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
 def make_study(opts: StudyOptions) -> dict:
     if opts.per_model < 1 or opts.raters < 1 or opts.captions < 1:
         raise UserError("--per-model, --raters and --captions must be at least 1")
+    if not opts.part_mb > 0:
+        raise UserError("--part-mb must be positive")
     sources = [Path(s) for s in opts.sources]
     if len(sources) < 2:
         raise UserError("a study compares at least two models (--runs A B ...)")
@@ -203,7 +209,7 @@ def _make_study(opts: StudyOptions, out: Path, sources, names, kinds, data, capt
                                                           "noise_seed": r["noise_seed"]})
                                        for r in images[name][cid]]) for name in names]
             items.append({"item_id": _image_ids(rng, 1)[0], "kind": "regular", "caption": cap["caption"],
-                          "caption_id": cid, "groups": groups})
+                          "caption_id": cid, "class_id": cap["class_id"], "groups": groups})
 
         checks: dict[str, dict] = {}
         if opts.attention_checks:
@@ -280,16 +286,27 @@ def _make_study(opts: StudyOptions, out: Path, sources, names, kinds, data, capt
         # The study folder follows the umask (a group can share it); key.json holds the model
         # key and every token, so only its owner reads it.
         (tmp / "key.json").chmod(0o600)
-        from harness.human.form import render_form, render_sheet
+        from harness.human.form import render_form_parts, render_sheet
 
+        sizes = []
         for rater in raters:
             folder = share / rater["rater_id"]
             folder.mkdir()
-            (folder / "form.html").write_text(render_form(study, rater["rater_id"], share / "images"),
-                                              encoding="utf-8")
+            if opts.offline_forms:
+                try:
+                    parts = render_form_parts(study, rater["rater_id"], share / "images",
+                                              int(opts.part_mb * 1e6))
+                except ValueError as exc:
+                    raise UserError(f"--part-mb {opts.part_mb:g}: {exc}") from None
+                for n, page in enumerate(parts, 1):
+                    name = "form.html" if len(parts) == 1 else f"form-part{n:02d}.html"
+                    data = page.encode("utf-8")
+                    (folder / name).write_bytes(data)
+                    sizes.append(len(data))
             (folder / "sheet.csv").write_text(render_sheet(study, rater["rater_id"]), encoding="utf-8")
     return {"study_id": study_id, "out": str(out), "items": len(items), "checks": len(checks),
-            "raters": opts.raters, "models": names}
+            "raters": opts.raters, "models": names, "form_parts": len(sizes),
+            "form_bytes": sum(sizes), "largest_form_bytes": max(sizes, default=0)}
 
 
 def load_study(folder: str | Path) -> tuple[dict, dict]:
