@@ -225,6 +225,21 @@ def test_join_serves_images_by_content_url_and_completes_with_the_platform_redir
     assert _request(server.url, "GET", "/admin/wrong/")[0] == 404
 
 
+def test_the_new_routes_refuse_bad_input_with_the_same_guards(server):
+    link = server.join_url()[len(server.url):]
+    for query, why in (("", b"no participant id"), ("?PROLIFIC_PID=%3Cscript%3E", b"PROLIFIC_PID"),
+                       ("?workerId=W&assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE", b"preview")):
+        status, headers, body = _request(server.url, "GET", link + query)
+        assert status == 400 and why in body and b"<script" not in body
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["cache-control"] == "no-store"
+    for method, path in (("POST", link), ("POST", "/img/x.png"), ("GET", "/join/wrong?PROLIFIC_PID=a"),
+                         ("GET", "/admin/x/"), ("GET", "/img/"), ("GET", "/img/../key.json")):
+        status, _, body = _request(server.url, method, path)
+        assert (status, body) == (404, b""), (method, path)
+    assert server.store.assignments() == []  # nothing above took a slot
+
+
 def test_an_abandoned_participant_loses_the_slot_and_is_told_so(server):
     _, headers, _ = _join(server, "P1")
     first = headers["location"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.atomic import write_text_atomic
 from harness.human.responses import read_responses
-from harness.human.scoring import markdown_table, score
+from harness.human.scoring import markdown_table, per_class_table, score
 from harness.human.study import load_study
 
 
@@ -25,6 +25,8 @@ def score_study(folder: str | Path, paths: list[str | Path], bootstrap: int = 20
     out = folder / "scores"
     write_text_atomic(out / "score.json", json.dumps(result, indent=2))
     table = markdown_table(result) if result["models"] else "no valid responses\n"
+    if result.get("per_class"):
+        table += "\nAverage rank per test class (all raters):\n\n" + per_class_table(result)
     write_text_atomic(out / "score.md", table)
     if track and result["models"]:
         from harness.tracking.mlflow_tracker import Tracker, default_uri

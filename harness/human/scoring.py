@@ -99,9 +99,35 @@ def score(study: dict, key: dict, responses: list[Response], bootstrap: int = 20
                  "kendall_w_median": float(np.nanmedian(w_items)) if n_raters > 1 else float("nan"),
                  "alpha_alignment": krippendorff_alpha(_rating_matrix(study, key, responses, "alignment")),
                  "alpha_realism": krippendorff_alpha(_rating_matrix(study, key, responses, "realism"))}
-    return {"models": table, "agreement": agreement, "raters": n_raters, "items": n_items,
-            "bootstrap": {"resamples": bootstrap, "seed": seed, "over": "raters and items"},
-            "comparisons": compare_models(ranks, models, bootstrap, seed)}
+    out = {"models": table, "agreement": agreement, "raters": n_raters, "items": n_items,
+           "bootstrap": {"resamples": bootstrap, "seed": seed, "over": "raters and items"},
+           "comparisons": compare_models(ranks, models, bootstrap, seed)}
+    classes = [it.get("class_id") for it in study["items"] if it["kind"] == "regular"]
+    if classes and all(c is not None for c in classes):  # studies made before class ids: none
+        out["per_class"] = per_class(ranks, models, classes)
+    return out
+
+
+def per_class(ranks: np.ndarray, models: list[str], classes: list) -> dict:
+    """Average rank per model within each class's descriptions (all raters), with the number of
+    descriptions: where a model wins or loses, class by class."""
+    classes = np.asarray(classes)
+    out = {}
+    for cls in sorted(set(classes.tolist())):
+        sel = ranks[:, classes == cls, :]
+        out[str(cls)] = {"items": int(sel.shape[1]),
+                         "mean_rank": {m: float(sel[:, :, j].mean()) for j, m in enumerate(models)}}
+    return out
+
+
+def per_class_table(result: dict) -> str:
+    models = list(result["models"])
+    lines = ["| class | descriptions | " + " | ".join(models) + " |",
+             "|---|---|" + "---|" * len(models)]
+    for cls, row in result.get("per_class", {}).items():
+        lines.append(f"| {cls} | {row['items']} | "
+                     + " | ".join(f"{row['mean_rank'][m]:.2f}" for m in models) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def compare_models(ranks: np.ndarray, models: list[str], bootstrap: int = 2000,

@@ -56,7 +56,10 @@ from harness.human.responses import Rejected, check_answers, check_body
 from harness.human.store import ResponseStore, Seat
 from harness.human.study import load_study
 
-MAX_BODY = 256 * 1024  # a whole study's submission is a few kB per hundred items
+MAX_BODY = 256 * 1024  # an answer is a few hundred bytes
+# A submission carries every answer: at the paper's protocol (2,502 items, ranks and both
+# ratings) about 600 kB, so its cap grows with the study.
+SUBMISSION_BYTES_PER_ITEM = 512
 BODY_TIMEOUT_S = 10.0
 HEADER_TIMEOUT_S = 10.0
 MAX_ACTIVE_REQUESTS = 64  # being handled at once; each is a few ms of work
@@ -144,6 +147,7 @@ class StudyServer:
         self.study_link = self.store.setting("study_link", lambda: secrets.token_urlsafe(16))
         self.slots = [r["rater_id"] for r in self.study["raters"]]
         self._items = {it["item_id"]: it for it in self.study["items"]}
+        self.max_submission = MAX_BODY + SUBMISSION_BYTES_PER_ITEM * len(self._items)
         self._forms: dict[str, str] = {}
         self._form_lock = threading.Lock()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -237,18 +241,18 @@ class StudyServer:
         return JSONResponse(data, status_code=status)
 
     @staticmethod
-    async def _body(request) -> bytes:
+    async def _body(request, limit: int = MAX_BODY) -> bytes:
         length = request.headers.get("content-length")
         if length is None or not length.isdigit():
             raise _BadRequest(411, "a Content-Length is required")
-        if int(length) > MAX_BODY:
+        if int(length) > limit:
             raise _BadRequest(413, "request too large")
 
         async def read() -> bytes:
             chunks, size = [], 0
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > MAX_BODY:
+                if size > limit:
                     raise _BadRequest(413, "request too large")
                 chunks.append(chunk)
             return b"".join(chunks)
@@ -258,8 +262,9 @@ class StudyServer:
         except TimeoutError as exc:
             raise _BadRequest(408, "the request body did not arrive in time") from exc
 
-    async def _parse(self, request, schema: type[BaseModel]) -> tuple[BaseModel, dict]:
-        raw = await self._body(request)
+    async def _parse(self, request, schema: type[BaseModel],
+                     limit: int = MAX_BODY) -> tuple[BaseModel, dict]:
+        raw = await self._body(request, limit)
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -323,7 +328,7 @@ class StudyServer:
 
     @_guarded
     async def _submit(self, request, seat, in_thread):
-        parsed, body = await self._parse(request, Submission)
+        parsed, body = await self._parse(request, Submission, self.max_submission)
         if parsed.rater_id != seat.rater_id:
             raise Rejected("a response of another rater")
         check_body(body, self.study)
