@@ -141,3 +141,15 @@ def test_model_comparisons_friedman_by_hand_and_wilcoxon_over_raters():
     # Raters who disagree exactly about A and B: no difference, p = 1.
     split = compare_models(np.array([[(1, 2, 3)], [(2, 1, 3)]], dtype=float), list("ABC"), 10)
     assert split["pairs"]["A|B"]["difference"] == 0.0 and split["pairs"]["A|B"]["p"] == 1.0
+
+
+def test_per_class_ranks_by_hand_and_absent_for_studies_without_class_ids():
+    study, key = _study()
+    responses = [_resp("r1", (1, 2, 3), (1, 3, 2)), _resp("r2", (2, 1, 3), (1, 2, 3))]
+    assert "per_class" not in score(study, key, responses, bootstrap=10)
+    study["items"][0]["class_id"], study["items"][1]["class_id"] = 7, 3
+    out = score(study, key, responses, bootstrap=10)
+    # Class 7 is item a: X ranked 1 and 2 -> 1.5, Y 2 and 1 -> 1.5, Z 3. Class 3 is item b.
+    assert out["per_class"]["7"] == {"items": 1, "mean_rank": {"X": 1.5, "Y": 1.5, "Z": 3.0}}
+    assert out["per_class"]["3"] == {"items": 1, "mean_rank": {"X": 1.0, "Y": 2.5, "Z": 2.5}}
+    assert list(out["per_class"]) == ["3", "7"]
