@@ -199,6 +199,20 @@ def read_responses(study: dict, key: dict, paths: list[str | Path]) -> ReadResul
     seen: dict[str, str] = {}
     # A split offline form comes back as one file per part: joined per rater, then checked whole.
     parts: dict[str, dict[int, tuple[str, dict]]] = {}
+
+    def judge(source: str, rater_id: str, answers_of) -> None:
+        """Accept one rater's answers (``answers_of()`` may itself reject) or record why not."""
+        try:
+            if rater_id in seen:
+                raise Rejected(f"duplicate response for rater {rater_id} (already read from "
+                               f"{seen[rater_id]})")
+            answers = check_answers(study, key, rater_id, answers_of())
+        except Rejected as exc:
+            result.rejected.append((source, str(exc)))
+            return
+        seen[rater_id] = source
+        result.accepted.append(Response(source, rater_id, answers))
+
     for path in map(Path, paths):
         try:
             if path.suffix.lower() == ".csv":
@@ -225,38 +239,27 @@ def read_responses(study: dict, key: dict, paths: list[str | Path]) -> ReadResul
                         raise Rejected("answers: expected a mapping of item ids")
                     got[body["part"]] = (source, dict(body, answers=answers))
                     continue
-                if rater_id in seen:
-                    raise Rejected(f"duplicate response for rater {rater_id} (already read from "
-                                   f"{seen[rater_id]})")
-                check_answers(study, key, rater_id, answers)
             except Rejected as exc:
                 result.rejected.append((source, str(exc)))
                 continue
-            seen[rater_id] = source
-            result.accepted.append(Response(source, rater_id, answers))
+            judge(source, rater_id, lambda answers=answers: answers)
     for rater_id, got in parts.items():
-        sources = [got[k][0] for k in sorted(got)]
-        source = " + ".join(sources)
-        expected = {b["parts"] for _, b in got.values()}
-        try:
-            if len(expected) != 1:
-                raise Rejected(f"parts disagree on how many parts the form has ({sorted(expected)})")
-            missing = sorted(set(range(1, expected.pop() + 1)) - set(got))
-            if missing:
-                raise Rejected(f"rater {rater_id}: part(s) {missing} missing")
-            if rater_id in seen:
-                raise Rejected(f"duplicate response for rater {rater_id} (already read from "
-                               f"{seen[rater_id]})")
-            answers: dict = {}
-            for _, b in got.values():
-                overlap = set(answers) & set(b["answers"])
-                if overlap:
-                    raise Rejected(f"item {sorted(overlap)[0]} answered in two parts")
-                answers.update(b["answers"])
-            check_answers(study, key, rater_id, answers)
-        except Rejected as exc:
-            result.rejected.append((source, str(exc)))
-            continue
-        seen[rater_id] = source
-        result.accepted.append(Response(source, rater_id, answers))
+        judge(" + ".join(got[k][0] for k in sorted(got)), rater_id,
+              lambda got=got, rater_id=rater_id: _join_parts(rater_id, got))
     return result
+
+
+def _join_parts(rater_id: str, got: dict[int, tuple[str, dict]]) -> dict:
+    expected = {b["parts"] for _, b in got.values()}
+    if len(expected) != 1:
+        raise Rejected(f"parts disagree on how many parts the form has ({sorted(expected)})")
+    missing = sorted(set(range(1, expected.pop() + 1)) - set(got))
+    if missing:
+        raise Rejected(f"rater {rater_id}: part(s) {missing} missing")
+    answers: dict = {}
+    for _, b in got.values():
+        overlap = set(answers) & set(b["answers"])
+        if overlap:
+            raise Rejected(f"item {sorted(overlap)[0]} answered in two parts")
+        answers.update(b["answers"])
+    return answers
