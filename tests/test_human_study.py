@@ -366,3 +366,33 @@ def test_participants_join_through_the_recruitment_link(study, tmp_path):
     assert [r["rater_id"] for r in export["responses"]] == [slot_b]
     assert export["participants"][slot_b]["participant"] == "PB"
     assert export["abandoned"][0]["participant"] == "PA"
+
+
+@pytest.mark.integration
+def test_a_split_offline_form_filled_in_a_browser_scores_as_one_rater(study, tmp_path):
+    from harness.human.form import render_form_parts
+
+    doc, key = load_study(study)
+    whole = render_form_parts(doc, "r03", study / "share" / "images", None)[0]
+    parts = render_form_parts(doc, "r03", study / "share" / "images", len(whole.encode()) - 1)
+    assert len(parts) >= 2
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser = _browser(downloads)
+    try:
+        for n, page in enumerate(parts, 1):
+            path = tmp_path / f"form-part{n:02d}.html"
+            path.write_text(page, encoding="utf-8")
+            browser.get(path.as_uri())
+            _fill_form(browser, key)
+            deadline = time.time() + 30
+            name = f"response-{doc['study_id']}-r03-part{n:02d}.json"
+            while time.time() < deadline and not (downloads / name).exists():
+                time.sleep(0.2)
+    finally:
+        browser.quit()
+    saved = sorted(downloads.glob("response-*.json"))
+    assert len(saved) == len(parts)
+    out = score_study(study, [str(p) for p in saved], bootstrap=50, track=False)
+    assert out["excluded"] == [] and out["raters"] == 1, out["excluded"]
+    assert out["models"]["modelA"]["mean_rank"] == 1.0
