@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from harness.human import guards
 from harness.human import server as server_mod
 from harness.human.server import StudyServer
 from harness.human.study import StudyOptions, load_study, make_study
@@ -212,7 +213,7 @@ def test_raters_are_served_while_1000_idle_sockets_and_slow_headers_are_open(two
     """uvicorn's limit_concurrency counted idle connections and timed none out before a first
     request: 1000 sockets that sent nothing made every rater get 503. Bounded: 1000 + 20
     loopback sockets, 3 raters x 20 answers, a shortened header timeout."""
-    monkeypatch.setattr(server_mod, "HEADER_TIMEOUT_S", 4.0)
+    monkeypatch.setattr(guards, "HEADER_TIMEOUT_S", 4.0)
     study = _study(two_runs, tmp_path / "idle", raters=3)
     doc, key = load_study(study)
     server = StudyServer(study, "127.0.0.1", 0)
@@ -247,7 +248,7 @@ def test_raters_are_served_while_1000_idle_sockets_and_slow_headers_are_open(two
             t.join()
         served_within = time.perf_counter() - opened
         # Then the server closes every one of them: recv sees the end of the stream.
-        time.sleep(max(0.0, server_mod.HEADER_TIMEOUT_S + 2 - (time.perf_counter() - opened)))
+        time.sleep(max(0.0, guards.HEADER_TIMEOUT_S + 2 - (time.perf_counter() - opened)))
         closed = 0
         for s in idle + slow:
             s.settimeout(5)
@@ -263,14 +264,14 @@ def test_raters_are_served_while_1000_idle_sockets_and_slow_headers_are_open(two
             s.close()
         server.shutdown()
     assert statuses == [200] * 60, sorted(set(statuses))
-    assert served_within < server_mod.HEADER_TIMEOUT_S  # served while the sockets were open
+    assert served_within < guards.HEADER_TIMEOUT_S  # served while the sockets were open
     assert closed == 1020
     assert sum(len(a) for a in stored.values()) == 3 * len(set(items[:20]))
     latencies.sort()
     with capsys.disabled():
         print(f"\nrating server with 1000 idle + 20 half-header sockets open: 60 answers from 3 raters, "
               f"latency median {latencies[30] * 1e3:.1f} ms, p95 {latencies[57] * 1e3:.1f} ms, "
-              f"max {latencies[-1] * 1e3:.1f} ms; all 1020 closed by the {server_mod.HEADER_TIMEOUT_S:.0f} s "
+              f"max {latencies[-1] * 1e3:.1f} ms; all 1020 closed by the {guards.HEADER_TIMEOUT_S:.0f} s "
               "header timeout")
 
 
@@ -280,7 +281,7 @@ def test_requests_beyond_the_active_limit_get_503_and_connections_beyond_the_cap
     every request is over it; 503 with the security headers) and open connections (a cap of 3:
     the fourth is closed at once, while the first three stay open)."""
     monkeypatch.setattr(server_mod, "MAX_ACTIVE_REQUESTS", 0)
-    monkeypatch.setattr(server_mod, "MAX_OPEN_CONNECTIONS", 3)
+    monkeypatch.setattr(guards, "MAX_OPEN_CONNECTIONS", 3)
     study = _study(two_runs, tmp_path / "limits", raters=1)
     _, key = load_study(study)
     server = StudyServer(study, "127.0.0.1", 0)

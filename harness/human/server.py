@@ -22,7 +22,7 @@ connection, no timeouts. Here an idle or slow connection costs no thread, every 
 against a strict schema (400 otherwise), and the security headers (CSP with ``frame-ancestors``)
 come with every response; no version banner is sent.
 
-Idle and slow clients cannot take the server down (``_GuardedH11Protocol``): uvicorn's own
+Idle and slow clients cannot take the server down (``harness.human.guards``): uvicorn's own
 ``limit_concurrency`` counts open connections, idle ones included, and runs no timer before a
 first request, so 1000 sockets that sent nothing made every rater get 503 for as long as they
 stayed open. Here a request's headers must arrive within ``HEADER_TIMEOUT_S`` of the connection
@@ -48,6 +48,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from harness.human import guards
 from harness.human.admin import render_admin
 from harness.human.form import render_form
 from harness.human.images import CACHE_CONTROL, ImageIndex
@@ -61,21 +62,8 @@ MAX_BODY = 256 * 1024  # an answer is a few hundred bytes
 # ratings) about 600 kB, so its cap grows with the study.
 SUBMISSION_BYTES_PER_ITEM = 512
 BODY_TIMEOUT_S = 10.0
-HEADER_TIMEOUT_S = 10.0
 MAX_ACTIVE_REQUESTS = 64  # being handled at once; each is a few ms of work
-MAX_OPEN_CONNECTIONS = 4096  # idle ones included; each costs a socket and a few kB
 KEEP_ALIVE_S = 5
-SECURITY_HEADERS = [
-    (b"cache-control", b"no-store"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-    # The form is one page: inline script and style, images from this server (or data: URIs),
-    # requests only back to this server. frame-ancestors only works as a header, not in <meta>.
-    (b"content-security-policy",
-     b"default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-     b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
-]
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Rank = Annotated[int, Field(ge=1, le=1000)]
@@ -156,10 +144,10 @@ class StudyServer:
         self._socket.bind((host, port))
         self._socket.listen(2048)
         self.host, self.port = host, self._socket.getsockname()[1]
-        _raise_file_limit(MAX_OPEN_CONNECTIONS + 256)
-        config = uvicorn.Config(_ActiveRequestLimit(self._app(), MAX_ACTIVE_REQUESTS),
+        guards.raise_file_limit(guards.MAX_OPEN_CONNECTIONS + 256)
+        config = uvicorn.Config(guards.ActiveRequestLimit(self._app(), MAX_ACTIVE_REQUESTS),
                                 log_level="warning", access_log=False,  # tokens in paths
-                                server_header=False, lifespan="off", http=_guarded_protocol(),
+                                server_header=False, lifespan="off", http=guards.guarded_protocol(),
                                 timeout_keep_alive=KEEP_ALIVE_S)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -200,7 +188,7 @@ class StudyServer:
                   Route("/admin/{token}/", self._admin, methods=["GET"]),
                   Route("/admin/{token}/export", self._export, methods=["GET"])]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._not_found})
-        return _SecurityHeaders(app)
+        return guards.SecurityHeaders(app)
 
     async def _not_found(self, request, exc):
         from starlette.responses import Response
@@ -420,103 +408,3 @@ class StudyServer:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._socket.close()
-
-
-def _raise_file_limit(wanted: int) -> None:
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-def _guarded_protocol() -> type:
-    """uvicorn's h11 protocol with a header timeout and a cap on open connections (see the
-    module's docstring). Built on first use: uvicorn is imported only by a server."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class _GuardedH11Protocol(H11Protocol):
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            self._awaited_cycle = None
-            self._header_timer = None
-            if len(self.connections) > MAX_OPEN_CONNECTIONS:
-                transport.close()
-                return
-            self._arm_header_timer()
-
-        def _arm_header_timer(self) -> None:
-            self._cancel_header_timer()
-            # The request after this point must have its headers in within HEADER_TIMEOUT_S.
-            self._awaited_cycle = self.cycle
-            self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._header_timeout)
-
-        def _cancel_header_timer(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _header_timeout(self) -> None:
-            self._header_timer = None
-            waiting = self.cycle is None or self.cycle.response_complete  # not mid-request
-            if waiting and self.cycle is self._awaited_cycle and not self.transport.is_closing():
-                self.transport.close()  # nothing (or half a header) arrived in time
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self._header_timer is not None and self.cycle is not self._awaited_cycle:
-                self._cancel_header_timer()  # a request's headers are complete
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm_header_timer()  # the keep-alive timer stops at the next byte; this not
-
-        def connection_lost(self, exc) -> None:
-            self._cancel_header_timer()
-            super().connection_lost(exc)
-
-    return _GuardedH11Protocol
-
-
-class _ActiveRequestLimit:
-    """ASGI middleware: 503 when more than ``limit`` requests are being handled at once. Idle
-    connections are not requests, so they never count."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit, self.active = app, limit, 0
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        if self.active >= self.limit:
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-length", b"0"), *SECURITY_HEADERS]})
-            await send({"type": "http.response.body", "body": b""})
-            return None
-        self.active += 1
-        try:
-            return await self.app(scope, receive, send)
-        finally:
-            self.active -= 1
-
-
-class _SecurityHeaders:
-    """ASGI middleware: the security headers on every response, whatever produced it."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message = dict(message, headers=[*message.get("headers", []),
-                                                 *[h for h in SECURITY_HEADERS if h[0] not in names]])
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
