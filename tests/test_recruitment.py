@@ -225,6 +225,19 @@ def test_join_serves_images_by_content_url_and_completes_with_the_platform_redir
     assert _request(server.url, "GET", "/admin/wrong/")[0] == 404
 
 
+def test_the_form_page_is_sent_gzipped_to_browsers_that_accept_it(server):
+    import gzip
+
+    path = server.rater_url("r01")[len(server.url):]
+    _, plain_headers, plain = _request(server.url, "GET", path)
+    status, headers, packed = _request(server.url, "GET", path,
+                                       headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert status == 200 and headers["content-encoding"] == "gzip" and headers["vary"] == "Accept-Encoding"
+    assert gzip.decompress(packed) == plain and len(packed) < len(plain)
+    assert "content-encoding" not in plain_headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+
+
 def test_the_new_routes_refuse_bad_input_with_the_same_guards(server):
     link = server.join_url()[len(server.url):]
     for query, why in (("", b"no participant id"), ("?PROLIFIC_PID=%3Cscript%3E", b"PROLIFIC_PID"),

@@ -35,6 +35,7 @@ raised to fit. No per-client cap: raters behind one proxy or campus NAT share an
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hmac
 import html
 import ipaddress
@@ -136,7 +137,7 @@ class StudyServer:
         self.slots = [r["rater_id"] for r in self.study["raters"]]
         self._items = {it["item_id"]: it for it in self.study["items"]}
         self.max_submission = MAX_BODY + SUBMISSION_BYTES_PER_ITEM * len(self._items)
-        self._forms: dict[str, str] = {}
+        self._forms: dict[str, tuple[bytes, bytes]] = {}  # rater -> (page, gzipped page)
         self._form_lock = threading.Lock()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
@@ -204,13 +205,15 @@ class StudyServer:
             found = self.store.seat_for_token(token)  # a recruited participant's own token
         return found
 
-    def _form(self, rater_id: str) -> str:
+    def _form(self, rater_id: str) -> tuple[bytes, bytes]:
         # One page per slot whoever holds it: the API path is relative to the page's own URL.
+        # Kept gzipped too: at the paper's protocol the item list makes the page a few MB.
         with self._form_lock:
             if rater_id not in self._forms:
-                self._forms[rater_id] = render_form(
-                    self.study, rater_id, self.folder / "share" / "images", mode="served",
-                    api="api/", image_url=self.images.url)
+                page = render_form(self.study, rater_id, self.folder / "share" / "images",
+                                   mode="served", api="api/", image_url=self.images.url)
+                raw = page.encode("utf-8")
+                self._forms[rater_id] = (raw, gzip.compress(raw, compresslevel=6, mtime=0))
             return self._forms[rater_id]
 
     @staticmethod
@@ -287,10 +290,15 @@ class StudyServer:
 
     @_guarded
     async def _form_page(self, request, seat, in_thread):
-        from starlette.responses import HTMLResponse
+        from starlette.responses import Response
 
         await in_thread(self.store.touch, seat)
-        return HTMLResponse(await in_thread(self._form, seat.rater_id))
+        raw, packed = await in_thread(self._form, seat.rater_id)
+        headers = {"vary": "Accept-Encoding"}
+        accepted = {e.split(";")[0].strip() for e in request.headers.get("accept-encoding", "").split(",")}
+        if "gzip" in accepted:
+            raw, headers["content-encoding"] = packed, "gzip"
+        return Response(raw, media_type="text/html; charset=utf-8", headers=headers)
 
     @_guarded
     async def _state(self, request, seat, in_thread):
