@@ -3,9 +3,10 @@
 Written the straightforward way from the published architecture and update of the PyTorch
 variant (the paper's §3 and the StackGAN-Pytorch layout as summarised in the shared reference
 notes), not from this project's model code and not copied from anywhere: eager fp32, contiguous
-tensors, sigmoid + BCELoss, one D step then one G step reusing the fake images, Adam 2e-4 /
-(0.5, 0.999). Its parameter counts equal the official model code's (checked by the benchmark), so
-both steps do the same arithmetic.
+tensors, sigmoid + BCELoss, one D step (the wrong pairs scored on the real images' features,
+shifted by one) then one G step reusing the fake images, Adam 2e-4 / (0.5, 0.999). Its
+parameter counts equal the official model code's (checked by the benchmark), so both steps do
+the same arithmetic.
 """
 
 from __future__ import annotations
@@ -159,7 +160,9 @@ class ReferenceStep:
         self.bce = nn.BCELoss()
 
     def _d(self, images, c):
-        h = self.netD.encode(images)
+        return self._heads(self.netD.encode(images), c)
+
+    def _heads(self, h, c):
         cond = self.netD.head(h, c)
         uncond = self.netD.head.uncond(h).view(-1) if self.netD.head.uncond is not None else None
         return cond, uncond
@@ -170,8 +173,9 @@ class ReferenceStep:
         fake, mu, logvar = self.netG(text, torch.randn(b, Z_DIM))
         c = mu.detach()
         self.optD.zero_grad()
-        real_c, real_u = self._d(real, c)
-        wrong_c, _ = self._d(real[:-1], c[1:])
+        h_real = self.netD.encode(real)
+        real_c, real_u = self._heads(h_real, c)
+        wrong_c = self.netD.head(h_real[:-1], c[1:])  # the real features, shifted by one
         fake_c, fake_u = self._d(fake.detach(), c)
         loss_real = self.bce(real_c, ones)
         loss_fake = self.bce(fake_c, zeros)

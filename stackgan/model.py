@@ -177,10 +177,15 @@ class StackGANModel:
                 out = self._generate(emb)
                 outs.append(out)
                 cond = self._condition(emb, out.mu)
-                real_c, real_u = self.netD(real, cond)
-                if wrong is None:  # in-batch shift: images 0..B-2 with conditions 1..B-1
-                    wrong_c, _ = self.netD(real[:-1], cond[1:])
+                if wrong is None:
+                    # In-batch shift, as StackGAN-Pytorch does it: the real images' features
+                    # 0..B-2 with conditions 1..B-1, encoded once (the wrong pairs' encoder
+                    # pass and its BatchNorm statistics are the real batch's).
+                    h_real = self.netD.encode(real)
+                    real_c, real_u = self.netD.logits(h_real, cond)
+                    wrong_c, _ = self.netD.logits(h_real[:-1], cond[1:], unconditional=False)
                 else:
+                    real_c, real_u = self.netD(real, cond)
                     wrong_c, _ = self.netD(wrong, cond)
                 fake_c, fake_u = self.netD(out.fake.detach(), cond)
                 loss_d = discriminator_loss(real_c, wrong_c, fake_c, real_u, fake_u)

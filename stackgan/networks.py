@@ -155,9 +155,14 @@ class Discriminator(nn.Module):
 
     def forward(self, images: torch.Tensor, cond: torch.Tensor):
         """Returns (conditional logits, unconditional logits or None), each of shape (B,)."""
-        h = self.encode(images)
+        return self.logits(self.encode(images), cond)
+
+    def logits(self, h: torch.Tensor, cond: torch.Tensor, unconditional: bool = True):
+        """The heads on encoded images ``h``: the official PyTorch D step scores the wrong pairs
+        on the real images' features (``get_cond_logits(real_features[:B-1], cond[1:])``)."""
         c = self.text(cond) if self.text is not None else cond
-        uncond = self.uncond_logits(h).view(-1) if self.uncond_logits is not None else None
+        uncond = (self.uncond_logits(h).view(-1)
+                  if unconditional and self.uncond_logits is not None else None)
         return self.cond_logits(h, c), uncond
 
 

@@ -317,3 +317,28 @@ def test_adam_epsilon_from_the_config_reaches_both_optimisers_of_every_family():
         baseline = GanIntClsModel(GanIntClsConfig(gf_dim=8, df_dim=8, image_size=64), optim)
         for opt in (stackgan.optG, stackgan.optD, baseline.optG, baseline.optD):
             assert [g["eps"] for g in opt.param_groups] == [eps] * len(opt.param_groups)
+
+
+@pytest.mark.parametrize("variant, encodes", [("paper", ["real", "wrong", "fake", "fake"]),
+                                              ("pytorch", ["real", "fake", "fake"])])
+def test_the_pytorch_d_step_scores_wrong_pairs_on_the_real_features(variant, encodes):
+    """StackGAN-Pytorch's D step encodes the real images once and scores the wrong pairs on
+    those features shifted by one (``get_cond_logits(real_features[:B-1], cond[1:])``): the
+    encoder runs on real and fake only, and d_wrong is the conditional head on real features
+    0..B-2 with conditions 1..B-1 in the same BatchNorm state."""
+    torch.manual_seed(0)
+    model = StackGANModel(ModelConfig(variant=variant, stage=1, **TINY))
+    batch = _batch(64)
+    seen = []
+    names = {batch["images"][64].data_ptr(): "real", batch["wrong_images"][64].data_ptr(): "wrong"}
+    model.netD.encode.register_forward_pre_hook(
+        lambda _m, args: seen.append(names.get(args[0].data_ptr(), "fake")))
+    heads = []
+    model.netD.cond_logits.register_forward_hook(lambda _m, args, out: heads.append((args, out)))
+    stats = model.train_step(batch, 0)
+    assert seen == encodes
+    if variant == "pytorch":
+        (h_real, c_real), _ = heads[0]
+        (h_wrong, c_wrong), wrong_logits = heads[1]
+        assert torch.equal(h_wrong, h_real[:-1]) and torch.equal(c_wrong, c_real[1:])
+        assert stats["d_wrong"] == pytest.approx(torch.sigmoid(wrong_logits).mean().item())
