@@ -264,6 +264,18 @@ def test_run_records_provenance(straight):
     assert (straight / "config.yaml").exists() and list((straight / "samples").glob("*.png"))
 
 
+def test_an_epoch_count_that_cuts_max_steps_short_is_said_and_recorded(smoke_data, tmp_path, capsys):
+    train(smoke_config(smoke_data, tmp_path, "train.epochs=1", "train.max_steps=1000", "name=short"),
+          progress=False)
+    prov = json.loads((tmp_path / "short" / "provenance.json").read_text())
+    summary = json.loads((tmp_path / "short" / "summary.json").read_text())
+    assert prov["train.stopped_by"] == "epochs" and prov["train.total_steps"] == summary["steps"] < 1000
+    assert "before train.max_steps=1000; raise train.epochs" in capsys.readouterr().err
+    train(smoke_config(smoke_data, tmp_path, "train.max_steps=2", "name=capped"), progress=False)
+    capped = json.loads((tmp_path / "capped" / "provenance.json").read_text())
+    assert capped["train.stopped_by"] == "max_steps"
+
+
 class _Killed(BaseException):
     """Stands for kill -9 between two checkpoint writes: nothing after it runs."""
 

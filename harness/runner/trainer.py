@@ -210,6 +210,21 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
 
+    sampler = ResumableBatchSampler(len(dataset), cfg.data.batch_size, cfg.train.seed,
+                                    rank=ctx.rank, world_size=ctx.world_size)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+                        worker_init_fn=worker_init_fn,
+                        pin_memory=cfg.data.pin_memory and device.type == "cuda")
+    per_epoch = sampler.batches_per_epoch()
+    total = per_epoch * cfg.train.epochs
+    if cfg.train.max_steps is not None:
+        total = min(total, cfg.train.max_steps)
+    stopped_by = "epochs" if total < (cfg.train.max_steps or 0) else "max_steps"
+    if stopped_by == "epochs" and main and resumed is None:
+        # A budget set in steps that the epoch count cuts short is a silent under-training.
+        print(f"warning: {cfg.name}: train.epochs={cfg.train.epochs} ({per_epoch} steps each) ends "
+              f"training at step {total}, before train.max_steps={cfg.train.max_steps}; raise "
+              "train.epochs for max_steps to bind", file=sys.stderr)
     fingerprint = dataset_fingerprint(cfg.data.root)
     logger = RunLogger(cfg, run_dir, main, resumed, step)
     if resumed is None and main:
@@ -221,17 +236,9 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                 "device": str(device), **code_version(),
                 **{f"lib.{k}": v for k, v in library_versions().items()}}
         tags.update(family.provenance(cfg))
+        tags.update({"train.total_steps": total, "train.stopped_by": stopped_by})
         logger.start(flatten(to_dict(cfg)), tags)
 
-    sampler = ResumableBatchSampler(len(dataset), cfg.data.batch_size, cfg.train.seed,
-                                    rank=ctx.rank, world_size=ctx.world_size)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
-                        worker_init_fn=worker_init_fn,
-                        pin_memory=cfg.data.pin_memory and device.type == "cuda")
-    per_epoch = sampler.batches_per_epoch()
-    total = per_epoch * cfg.train.epochs
-    if cfg.train.max_steps is not None:
-        total = min(total, cfg.train.max_steps)
     sample_emb, sample_noise, sample_conditions = _fixed_sample_inputs(
         dataset, cfg.train.sample_captions, family_of(cfg).z_dim(cfg), cfg.train.seed,
         model_conditions(model))
