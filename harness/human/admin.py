@@ -35,15 +35,15 @@ def seat_rows(study: dict, key: dict, store, abandon_after_s: float,
         last_answer[(rater, participant)] = max(updated, last_answer.get((rater, participant), 0.0))
     assignments = {(a["rater_id"], a["participant"]): a for a in store.assignments()}
     submitted = set(store.submitted_seats())
+    slot_order = {r["rater_id"]: n for n, r in enumerate(study["raters"])}
     seats = sorted(set(answers) | set(assignments) | submitted,
-                   key=lambda s: ([r["rater_id"] for r in study["raters"]].index(s[0])
-                                  if s[0] in key["tokens"] else 10 ** 6, s[1]))
+                   key=lambda s: (slot_order.get(s[0], len(slot_order)), s[1]))
     rows = []
     for seat in seats:
         a = assignments.get(seat)
         given = answers.get(seat, {})
-        last = max(x for x in (last_answer.get(seat), a and a["last_seen"]) if x) \
-            if (seat in last_answer or a) else None
+        last = max((t for t in (last_answer.get(seat), a["last_seen"] if a else None)
+                    if t is not None), default=None)
         if seat in submitted:
             status = "completed"
         elif a and a["revoked"] is not None:
