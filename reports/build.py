@@ -64,7 +64,7 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
     scale = load_scales()[preset]
     uri = default_uri(runs_root)
     tracking_experiment = f"stackgan-bench-{preset}"
-    frame = runs_frame(uri, tracking_experiment)
+    frame = runs_frame(uri, tracking_experiment, runs_root)
     key_file = runs_root / "human-study" / "key.json"
     study_id = json.loads(key_file.read_text())["study_id"] if key_file.exists() else None
     human = human_scores(uri, study_id)

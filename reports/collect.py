@@ -13,8 +13,12 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def runs_frame(uri: str, experiment: str) -> pd.DataFrame:
-    """One row per MLflow run of the experiment: run_id, name, seed, tags.*, metrics.*."""
+def runs_frame(uri: str, experiment: str, runs_root=None) -> pd.DataFrame:
+    """One row per run name of the experiment: run_id, name, seed, tags.*, metrics.*.
+
+    A name with several MLflow runs (trained again after its inputs changed, or a start that was
+    stopped and set aside): the run its folder ``<runs_root>/<name>/mlflow_run_id`` names, the
+    one whose checkpoints and evaluation are on disk; without that file, the latest."""
     c = client(uri)
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
@@ -28,8 +32,19 @@ def runs_frame(uri: str, experiment: str) -> pd.DataFrame:
         row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
         rows.append(row)
     frame = pd.DataFrame(rows)
-    # A name trained more than once (inputs changed): the latest run counts.
-    return frame.sort_values("start_time").drop_duplicates("name", keep="last").reset_index(drop=True)
+    if frame.empty:
+        return frame
+    frame["_folder_run"] = False
+    if runs_root is not None:
+        from pathlib import Path
+
+        for name in frame["name"].unique():
+            id_file = Path(runs_root) / str(name) / "mlflow_run_id"
+            if name and id_file.is_file():
+                named = id_file.read_text().strip()
+                frame.loc[(frame["name"] == name) & (frame["run_id"] == named), "_folder_run"] = True
+    frame = frame.sort_values(["_folder_run", "start_time"])
+    return frame.drop_duplicates("name", keep="last").drop(columns="_folder_run").reset_index(drop=True)
 
 
 def curves(uri: str, run_ids: dict[str, str], keys=("loss_d", "loss_g")) -> pd.DataFrame:

@@ -118,3 +118,27 @@ def test_an_evaluation_of_images_no_run_made_is_kept_and_logged_to_its_own_run(t
     assert run.data.metrics == {"eval.is_mean": 2.5}
     assert run.data.tags["family"] == "real" and run.data.tags["eval.n_images"] == "48"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval.is_mean")] == [0]
+
+
+def test_report_reads_the_run_its_folder_names_not_a_later_abandoned_start(tmp_path):
+    # A reproduce that started a run again and was stopped leaves a later MLflow run of the same
+    # name with no evaluation; the report must read the run whose checkpoints are on disk.
+    from mlflow.tracking import MlflowClient
+
+    from reports.collect import runs_frame
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("stackgan-bench-x")
+    kept = client.create_run(exp, run_name="cub-s1-64-s0")
+    client.log_metric(kept.info.run_id, "eval.is", 3.0)
+    client.set_terminated(kept.info.run_id)
+    later = client.create_run(exp, run_name="cub-s1-64-s0")
+    client.set_terminated(later.info.run_id, status="KILLED")
+    (tmp_path / "cub-s1-64-s0").mkdir()
+
+    assert runs_frame(uri, "stackgan-bench-x")["run_id"].tolist() == [later.info.run_id]
+    (tmp_path / "cub-s1-64-s0" / "mlflow_run_id").write_text(kept.info.run_id)
+    frame = runs_frame(uri, "stackgan-bench-x", tmp_path)
+    assert frame["run_id"].tolist() == [kept.info.run_id]
+    assert frame["metrics.eval.is"].tolist() == [3.0]
