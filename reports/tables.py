@@ -151,9 +151,20 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
         out["model"] = "real images (ceiling)"
         if "dataset" in out:
             out["dataset"] = DATASET_NAMES["cub"]
+        splits = (ceiling["tags.eval.isc_splits"].iloc[0]
+                  if "tags.eval.isc_splits" in ceiling else None)
         for label, m, spread, digits in METRICS:
             key = "IS (ours)" if label == "IS" else COLUMN.get(label, label)
-            out[key] = _fmt(_stat(frame, ["ceiling"], m, spread), digits, WITHIN_RUN.get(label, ""))
+            stat = _stat(frame, ["ceiling"], m, spread)
+            if label in ("IS", "IS*") and splits == splits and splits is not None:
+                # Splits of a model's split size (harness.eval.evaluate.ceiling_request): say how
+                # many; one split has no spread to show.
+                k = int(float(splits))
+                if k == 1:
+                    stat = {**stat, "std": math.nan}
+                out[key] = _fmt(stat, digits, f"{k} splits") + (" (1 split)" if k == 1 else "")
+            else:
+                out[key] = _fmt(stat, digits, WITHIN_RUN.get(label, ""))
         n = ceiling["tags.eval.n_images"].iloc[0] if "tags.eval.n_images" in ceiling else "–"
         out["samples"], out["seeds"] = n if n == n else "–", "–"
         rows.append(out)

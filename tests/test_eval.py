@@ -557,6 +557,17 @@ def test_the_ceiling_is_real_images_the_classifier_never_trained_on_split_in_hal
     evaluated = [int(r["file"].split("/")[1].split(".")[0]) for r in rows]
     assert evaluated == held[0::2] and list(request.real_indices) == held[1::2]
     assert not set(evaluated) & set(request.real_indices)  # FD/KD: one half against the other
+    assert request.splits == 10  # without a model's protocol: the request's splits
+    # With a model's protocol (every test image, 1 caption, 1 image each, in 10 splits), IS is
+    # taken over splits of a model's split size, never more splits than a model's.
+    matched = ceiling_request(EvalRequest(fake="", data=str(tiny_synth), classifier=str(clf), size=32),
+                              1, per_caption=1)
+    split_size = len(index) / 10
+    assert 1 <= matched.splits <= 10
+    assert matched.splits == 1 or abs(len(evaluated) / matched.splits - split_size) <= split_size / 2
+    ten_each = ceiling_request(EvalRequest(fake="", data=str(tiny_synth), classifier=str(clf), size=32),
+                               1, per_caption=10)
+    assert ten_each.splits == 1  # a model's splits ten times bigger than the ceiling's images
 
 
 def test_degraded_training_crops_look_like_generated_images():

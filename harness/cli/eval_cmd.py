@@ -119,7 +119,7 @@ def _eval(args) -> int:
         if not args.data:
             raise UserError("--ceiling needs --data DATASET")
         result = evaluate(ceiling_request(replace(request, size=args.size or 64),
-                                          protocol.captions_per_image))
+                                          protocol.captions_per_image, protocol.per_caption))
         result["settings"].update(protocol.settings())
     else:
         result = evaluate(request)

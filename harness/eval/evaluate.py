@@ -128,12 +128,19 @@ def real_as_samples(data: str, split: str, size: int, captions_per_image: int,
     return out
 
 
-def ceiling_request(request: EvalRequest, captions_per_image: int) -> EvalRequest:
+def ceiling_request(request: EvalRequest, captions_per_image: int,
+                    per_caption: int | None = None) -> EvalRequest:
     """The ceiling: real test images the dataset classifier never trained on (its held-out
     share of each class), split in two by position: the first half evaluated exactly like a
     model's samples, the second half the FD/KD reference (a split-half value, not the set
     against itself). Without a dataset classifier (Inception features), all the split's images,
-    halved the same way."""
+    halved the same way.
+
+    With ``per_caption`` (a model's images per caption), IS is taken over splits of the size a
+    model's evaluation uses (every test image × ``captions_per_image`` × ``per_caption`` images
+    in ``request.splits`` splits): IS over a split of n images is at most n, so the ceiling's
+    few held-out images in as many splits as a model's would cap it far below the models' scale
+    (the claims miniature: 75 images in 10 splits cap IS at 7.5, where a model's splits hold 75)."""
     from dataclasses import replace
 
     from harness.eval.classifier import held_out_indices
@@ -149,7 +156,12 @@ def ceiling_request(request: EvalRequest, captions_per_image: int) -> EvalReques
         raise UserError(f"{request.data}: too few held-out {request.split} images for a ceiling")
     fake = real_as_samples(request.data, request.split, request.size or 64, captions_per_image,
                            images=evaluated)
-    return replace(request, fake=str(fake), real_indices=tuple(reference))
+    splits = request.splits
+    if per_caption is not None:
+        model_images = len(load_index(request.data, request.split)) * captions_per_image * per_caption
+        split_size = model_images / request.splits
+        splits = max(1, min(request.splits, round(len(evaluated) * captions_per_image / split_size)))
+    return replace(request, fake=str(fake), real_indices=tuple(reference), splits=splits)
 
 
 def _fidelity(req: EvalRequest, fake: ImageFolderInput, size: int, metrics, result: dict) -> None:

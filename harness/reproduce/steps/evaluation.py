@@ -118,13 +118,15 @@ class EvaluationSteps:
 
         def run() -> dict:
             ceiling = ceiling_request(replace(request, size=request.size or 256),
-                                      self.protocol.captions_per_image)
+                                      self.protocol.captions_per_image, self.protocol.per_caption)
             result = evaluate(ceiling)
-            result["settings"].update({**self.protocol.settings(), "per_caption": 1})
+            result["settings"].update({**self.protocol.settings(), "per_caption": 1,
+                                       "isc_splits": ceiling.splits})
             keep_standalone_result(folder, "ceiling", result, default_uri(self.root),
                                    self.tracking_experiment,
                                    {"family": "real", "row": "real images (ceiling)",
-                                    "eval.n_images": _lines(Path(ceiling.fake) / "manifest.jsonl")})
+                                    "eval.n_images": _lines(Path(ceiling.fake) / "manifest.jsonl"),
+                                    "eval.isc_splits": ceiling.splits})
             return {"values": result["values"]}
 
         self.step("eval:ceiling", {"request": asdict(request), "eval": ev, "upstream": upstream,
