@@ -245,10 +245,13 @@ def evaluate_claims(claims: list[dict], seed_values: dict[str, dict[str, dict]],
         if "reason" in entry:
             entry["verdict"] = f"not tested ({entry['reason']})"
         elif "not_judged" in entry:
+            # No verdict and no place in Holm's family, but the numbers are shown, at the plain
+            # level α, so that a reader sees what the seeds measured.
             entry["verdict"] = f"not judged ({entry['not_judged']})"
+            entry["level"] = alpha
+            _describe(entry, alpha, alpha)
         else:
-            entry["ci"] = interval(entry, level)
-            entry["ci95"] = interval(entry, alpha)
+            _describe(entry, level, alpha)
             lo, hi = entry["ci"]
             if lo > 0:
                 entry["verdict"] = "supported"
@@ -258,14 +261,6 @@ def evaluate_claims(claims: list[dict], seed_values: dict[str, dict[str, dict]],
                 entry["verdict"] = "equivalent within δ"
             else:
                 entry["verdict"] = "inconclusive"
-            if "samples" in entry:  # power over raters is not modelled here
-                entry["mde"] = entry["seeds_needed"] = math.nan
-            else:
-                entry["mde"] = minimum_detectable(len(entry["values_better"]),
-                                                  len(entry["values_worse"]), entry["spread"],
-                                                  entry["paired"], level)
-                entry["seeds_needed"] = seeds_needed(entry["paper_effect"], entry["spread"],
-                                                     entry["paired"], level)
         record = out.setdefault(id(claim), {"claim": claim["claim"], "metric": claim["metric"],
                                             "test": TEST_NAME, "pairs": [],
                                             "delta_reason": claim.get("delta_reason", "")})
@@ -280,6 +275,20 @@ def evaluate_claims(claims: list[dict], seed_values: dict[str, dict[str, dict]],
         record["status"] = (next(iter(counts)) if len(counts) == 1 else
                             "; ".join(f"{v}: {c} of {n} pairs" for v, c in sorted(counts.items())))
     return results
+
+
+def _describe(entry: dict, level: float, alpha: float) -> None:
+    """A tested pair's interval at ``level`` (and at α), minimum detectable effect and seeds
+    needed for the paper's effect."""
+    entry["ci"] = interval(entry, level)
+    entry["ci95"] = interval(entry, alpha)
+    if "samples" in entry:  # power over raters is not modelled here
+        entry["mde"] = entry["seeds_needed"] = math.nan
+    else:
+        entry["mde"] = minimum_detectable(len(entry["values_better"]), len(entry["values_worse"]),
+                                          entry["spread"], entry["paired"], level)
+        entry["seeds_needed"] = seeds_needed(entry["paper_effect"], entry["spread"],
+                                             entry["paired"], level)
 
 
 def plateau(steps: list[float], values: list[float], *, last: int = 5, tolerance: float = 0.05,

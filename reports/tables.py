@@ -328,7 +328,9 @@ def claims_markdown(claims: list[dict]) -> str:
                      "paper's ordering); its interval is at the pair's Holm level, so *supported* "
                      "and *reversed* are Holm's decisions. MDE: the smallest difference these seeds "
                      "detect with 80 % power at that level; 'needs': seeds per run to detect the "
-                     "paper's effect.")
+                     "paper's effect. A *not judged* pair (a run that has not shown it levelled "
+                     "off) still shows its difference, at the plain 95 % level: it is outside "
+                     "Holm's family and gets no verdict.")
     if reason:
         notes.append(reason + ".")
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"

@@ -231,3 +231,23 @@ def test_a_test_made_elsewhere_decides_its_pair():
     lo, hi = pairs[0]["ci"]  # the percentile interval at the pair's Holm level (0.05 / 2)
     assert lo == pytest.approx(np.percentile([-x for x in better_ranked], 1.25))
     assert pairs[1]["level"] == 0.05 and pairs[0]["mde"] != pairs[0]["mde"]
+
+
+def test_a_not_judged_pair_shows_its_numbers_outside_holm():
+    # A pair with an under-trained run gets no verdict and no place in Holm's family, but its
+    # difference and 95 % interval are there to read (Welch: 5.0 ± 0.1 apart, 3 seeds each).
+    from scipy import stats as sps
+
+    values = {k: {"IS": dict(enumerate(v))} for k, v in VALUES.items()}
+    claims = [_claim(("strong", "weak"), ("near_above", "near_below"))]
+    pairs = evaluate_claims(claims, values, {"weak": "under-trained"})[0]["pairs"]
+    shown, judged = pairs
+    assert shown["verdict"] == "not judged (weak: under-trained)"
+    assert shown["difference"] == pytest.approx(5.0)
+    assert shown["level"] == 0.05 and shown["p_holm"] != shown["p_holm"]  # NaN: outside Holm
+    welch = sps.ttest_ind(VALUES["strong"], VALUES["weak"], equal_var=False)
+    lo, hi = welch.confidence_interval(0.95)
+    assert shown["ci"] == pytest.approx((lo, hi))
+    assert shown["mde"] == shown["mde"]
+    # The judged pair is corrected as the only member of the family: its level is α itself.
+    assert judged["level"] == pytest.approx(0.05) and judged["verdict"] == "inconclusive"
