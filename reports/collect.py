@@ -4,7 +4,11 @@ curves."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+
+from harness.tracking.mlflow_tracker import RUN_ID_FILE
 
 
 def client(uri: str):
@@ -34,16 +38,14 @@ def runs_frame(uri: str, experiment: str, runs_root=None) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    frame["_folder_run"] = False
+    named = set()
     if runs_root is not None:
-        from pathlib import Path
-
         for name in frame["name"].unique():
-            id_file = Path(runs_root) / str(name) / "mlflow_run_id"
+            id_file = Path(runs_root) / str(name) / RUN_ID_FILE
             if name and id_file.is_file():
-                named = id_file.read_text().strip()
-                frame.loc[(frame["name"] == name) & (frame["run_id"] == named), "_folder_run"] = True
-    frame = frame.sort_values(["_folder_run", "start_time"])
+                named.add(id_file.read_text().strip())
+    # Run ids are unique: a run named by a folder sorts after every other start of its name.
+    frame = frame.assign(_folder_run=frame["run_id"].isin(named)).sort_values(["_folder_run", "start_time"])
     return frame.drop_duplicates("name", keep="last").drop(columns="_folder_run").reset_index(drop=True)
 
 

@@ -156,7 +156,7 @@ def build_table(exp: Experiment, frame: pd.DataFrame, seeds: tuple[int, ...],
         for label, m, spread, digits in METRICS:
             key = "IS (ours)" if label == "IS" else COLUMN.get(label, label)
             stat = _stat(frame, ["ceiling"], m, spread)
-            if label in ("IS", "IS*") and splits == splits and splits is not None:
+            if label in ("IS", "IS*") and pd.notna(splits):
                 # Splits of a model's split size (harness.eval.evaluate.ceiling_request): say how
                 # many; one split has no spread to show.
                 k = int(float(splits))

@@ -147,10 +147,11 @@ def ceiling_request(request: EvalRequest, captions_per_image: int,
 
     if not request.data:
         raise UserError("the ceiling needs --data DATASET")
+    split_images = len(load_index(request.data, request.split))
     if request.extractor == "dataset-classifier" and request.classifier:
         held = held_out_indices(request.classifier, request.data, request.split)
     else:
-        held = list(range(len(load_index(request.data, request.split))))
+        held = list(range(split_images))
     evaluated, reference = held[0::2], held[1::2]
     if len(reference) < 2:
         raise UserError(f"{request.data}: too few held-out {request.split} images for a ceiling")
@@ -158,7 +159,7 @@ def ceiling_request(request: EvalRequest, captions_per_image: int,
                            images=evaluated)
     splits = request.splits
     if per_caption is not None:
-        model_images = len(load_index(request.data, request.split)) * captions_per_image * per_caption
+        model_images = split_images * captions_per_image * per_caption
         split_size = model_images / request.splits
         splits = max(1, min(request.splits, round(len(evaluated) * captions_per_image / split_size)))
     return replace(request, fake=str(fake), real_indices=tuple(reference), splits=splits)

@@ -120,8 +120,7 @@ class EvaluationSteps:
             ceiling = ceiling_request(replace(request, size=request.size or 256),
                                       self.protocol.captions_per_image, self.protocol.per_caption)
             result = evaluate(ceiling)
-            result["settings"].update({**self.protocol.settings(), "per_caption": 1,
-                                       "isc_splits": ceiling.splits})
+            result["settings"].update({**self.protocol.settings(), "per_caption": 1})
             keep_standalone_result(folder, "ceiling", result, default_uri(self.root),
                                    self.tracking_experiment,
                                    {"family": "real", "row": "real images (ceiling)",
