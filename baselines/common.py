@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.core import OptimConfig, grad_norm
+from harness.core import OptimConfig, autocast, grad_norm, memory_format
 
 
 class OneStageModel:
@@ -16,9 +16,13 @@ class OneStageModel:
     conditions: tuple[str, ...] = ()
 
     def __init__(self, netG: nn.Module, netD: nn.Module, z_dim: int, optim: OptimConfig,
-                 seed: int, device: str | torch.device):
+                 seed: int, device: str | torch.device, autocast_bf16: bool = False,
+                 channels_last: bool = False):
         self.seed, self.device, self.z_dim = seed, torch.device(device), z_dim
-        self.netG, self.netD = netG.to(self.device), netD.to(self.device)
+        self.autocast_bf16 = autocast_bf16
+        self.memory_format = memory_format(channels_last)
+        self.netG = netG.to(self.device, memory_format=self.memory_format)
+        self.netD = netD.to(self.device, memory_format=self.memory_format)
         betas = (optim.beta1, optim.beta2)
         self.optG = torch.optim.Adam(self.netG.parameters(), lr=optim.lr_g, betas=betas, eps=optim.eps)
         self.optD = torch.optim.Adam(self.netD.parameters(), lr=optim.lr_d, betas=betas, eps=optim.eps)
@@ -30,6 +34,15 @@ class OneStageModel:
         # Set by a data-parallel runner (see StackGANModel).
         self.grad_sync = None
         self.micro_offset = 0
+
+    def _autocast(self):
+        """The context of a training step's forward passes (``train.autocast_bf16``); losses
+        are taken on fp32 logits outside it."""
+        return autocast(self.autocast_bf16, self.device)
+
+    def _images(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch of images on the device, in the networks' memory format."""
+        return images.to(self.device, memory_format=self.memory_format)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"netG": self.netG, "netD": self.netD}

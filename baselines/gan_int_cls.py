@@ -149,13 +149,15 @@ def generator_loss(logits: torch.Tensor, weights: torch.Tensor | None = None) ->
 
 class GanIntClsModel(OneStageModel):
     def __init__(self, cfg: GanIntClsConfig, optim: OptimConfig | None = None, seed: int = 0,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", autocast_bf16: bool = False,
+                 channels_last: bool = False):
         errors = cfg.validate()
         if errors:
             raise ValueError("; ".join(errors))
         self.cfg = cfg
         super().__init__(Generator(cfg), Discriminator(cfg), cfg.z_dim,
-                         optim or OptimConfig(lr_decay_epochs=100), seed, device)
+                         optim or OptimConfig(lr_decay_epochs=100), seed, device,
+                         autocast_bf16=autocast_bf16, channels_last=channels_last)
 
     def _g_conditions(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.cfg.script == "cls":
@@ -167,17 +169,19 @@ class GanIntClsModel(OneStageModel):
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         size = self.cfg.image_size
-        real = batch["images"][size].to(self.device)
+        real = self._images(batch["images"][size])
         emb = batch["embedding"].to(self.device)
         torch.manual_seed(step_seed(self.seed, step, self.micro_offset))
-        fake = self.netG(emb, torch.randn(emb.shape[0], self.cfg.z_dim, device=self.device))
+        with self._autocast():
+            fake = self.netG(emb, torch.randn(emb.shape[0], self.cfg.z_dim, device=self.device))
 
         self.optD.zero_grad(set_to_none=True)
-        real_logits = self.netD(real, emb)
-        wrong_logits = None
-        if self.cfg.uses_cls:
-            wrong_logits = self.netD(batch["wrong_images"][size].to(self.device), emb)
-        fake_logits = self.netD(fake.detach(), emb)
+        with self._autocast():
+            real_logits = self.netD(real, emb).float()
+            wrong_logits = None
+            if self.cfg.uses_cls:
+                wrong_logits = self.netD(self._images(batch["wrong_images"][size]), emb).float()
+            fake_logits = self.netD(fake.detach(), emb).float()
         loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits, self.cfg.cls_weight)
         grad_d = self.update(self.netD, self.optD, loss_d)
 
@@ -185,8 +189,10 @@ class GanIntClsModel(OneStageModel):
         self.optG.zero_grad(set_to_none=True)
         torch.manual_seed(step_seed(self.seed, step, G_NOISE_STREAM + self.micro_offset))
         cond, weights = self._g_conditions(emb)
-        g_fake = self.netG(cond, torch.randn(cond.shape[0], self.cfg.z_dim, device=self.device))
-        loss_g = generator_loss(self.netD(g_fake, cond), weights)
+        with self._autocast():
+            g_fake = self.netG(cond, torch.randn(cond.shape[0], self.cfg.z_dim, device=self.device))
+            g_logits = self.netD(g_fake, cond).float()
+        loss_g = generator_loss(g_logits, weights)
         grad_g = self.update(self.netG, self.optG, loss_g)
         stats = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "kl": 0.0,
                  "d_real": torch.sigmoid(real_logits).mean().item(),

@@ -335,7 +335,8 @@ def build_discriminator(cfg: GawwnConfig) -> nn.Module:
 # ----------------------------------------------------------------------------- model
 class GawwnModel(OneStageModel):
     def __init__(self, cfg: GawwnConfig, optim: OptimConfig | None = None, seed: int = 0,
-                 device: str | torch.device = "cpu", wrong_pairs: str = "shuffled_text"):
+                 device: str | torch.device = "cpu", wrong_pairs: str = "shuffled_text",
+                 autocast_bf16: bool = False, channels_last: bool = False):
         errors = cfg.validate()
         if wrong_pairs not in ("shuffled_text", "other_class"):
             errors.append(f"data.wrong_strategy {wrong_pairs!r}: GAWWN takes shuffled_text (the "
@@ -346,26 +347,29 @@ class GawwnModel(OneStageModel):
         self.condition = "box" if cfg.conditioning == "bbox" else "parts"
         self.conditions = (self.condition,)
         super().__init__(build_generator(cfg), build_discriminator(cfg), cfg.z_dim,
-                         optim or OptimConfig(lr_decay_epochs=100), seed, device)
+                         optim or OptimConfig(lr_decay_epochs=100), seed, device,
+                         autocast_bf16=autocast_bf16, channels_last=channels_last)
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         size = self.cfg.image_size
-        real = batch["images"][size].to(self.device)
+        real = self._images(batch["images"][size])
         emb = batch["embedding"].to(self.device)
         where = batch[self.condition].to(self.device)
         torch.manual_seed(step_seed(self.seed, step, self.micro_offset))
         if self.wrong_pairs == "shuffled_text":  # the same image and location, another's text
             wrong_args = (real, emb[torch.randperm(emb.shape[0]).to(self.device)], where)
         else:  # a deviation kept as an option: an image of another class with its own location
-            wrong_args = (batch["wrong_images"][size].to(self.device), emb,
+            wrong_args = (self._images(batch["wrong_images"][size]), emb,
                           batch[f"wrong_{self.condition}"].to(self.device))
-        fake = self.netG(emb, torch.randn(emb.shape[0], self.cfg.z_dim, device=self.device), where)
+        with self._autocast():
+            fake = self.netG(emb, torch.randn(emb.shape[0], self.cfg.z_dim, device=self.device), where)
 
         self.optD.zero_grad(set_to_none=True)
         self.optG.zero_grad(set_to_none=True)
-        real_logits = self.netD(real, emb, where)
-        wrong_logits = self.netD(*wrong_args)
-        fake_logits = self.netD(fake, emb, where)  # not detached: G's loss reuses this output
+        with self._autocast():
+            real_logits = self.netD(real, emb, where).float()
+            wrong_logits = self.netD(*wrong_args).float()
+            fake_logits = self.netD(fake, emb, where).float()  # not detached: G's loss reuses it
         loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits, self.cfg.cls_weight)
         loss_g = bce_real(fake_logits)
         # Both gradients come from this one forward pass, before either network steps. (The Lua

@@ -11,13 +11,12 @@ reproduce N data-parallel ranks.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from harness.core import OptimConfig, grad_norm, step_seed
+from harness.core import OptimConfig, autocast, grad_norm, memory_format, step_seed
 from stackgan.config import ModelConfig
 from stackgan.losses import discriminator_loss, generator_adversarial_loss
 from stackgan.networks import (
@@ -58,7 +57,7 @@ class StackGANModel:
         # images in the data pipeline.
         self.wrong_in_batch = cfg.variant == "pytorch" if wrong_in_batch is None else wrong_in_batch
         self.autocast_bf16 = autocast_bf16
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format(channels_last)
         if cfg.stage == 1:
             self.netG = Stage1Generator(cfg).to(self.device)
             self.netD = stage1_discriminator(cfg).to(self.device)
@@ -109,9 +108,7 @@ class StackGANModel:
             self.stage1.eval()
 
     def _autocast(self):
-        if not self.autocast_bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return autocast(self.autocast_bf16, self.device)
 
     # ------------------------------------------------------------------ forward
     def _generate(self, embedding: torch.Tensor) -> StepOutputs:

@@ -10,6 +10,7 @@ from harness.core.generation import generate_batch
 from harness.core.interface import REQUIRED, TRAINED_NETWORKS, TextToImageModel
 from harness.core.optim import OptimConfig, grad_norm
 from harness.core.seeds import step_seed
+from harness.core.speed import autocast, memory_format
 
-__all__ = ["OptimConfig", "REQUIRED", "TRAINED_NETWORKS", "TextToImageModel", "generate_batch",
-           "grad_norm", "step_seed"]
+__all__ = ["OptimConfig", "REQUIRED", "TRAINED_NETWORKS", "TextToImageModel", "autocast",
+           "generate_batch", "grad_norm", "memory_format", "step_seed"]

@@ -17,4 +17,6 @@ class GanIntClsFamily(Family):
     def build(self, cfg, device, stage1_state=None):
         from baselines.gan_int_cls import GanIntClsModel
 
-        return GanIntClsModel(cfg.baseline, cfg.optim, seed=cfg.train.seed, device=device)
+        return GanIntClsModel(cfg.baseline, cfg.optim, seed=cfg.train.seed, device=device,
+                             autocast_bf16=cfg.train.autocast_bf16,
+                             channels_last=cfg.train.channels_last)

@@ -30,7 +30,8 @@ class GawwnFamily(Family):
         from baselines.gawwn import GawwnModel
 
         return GawwnModel(cfg.gawwn, cfg.optim, seed=cfg.train.seed, device=device,
-                          wrong_pairs=cfg.data.wrong_strategy)
+                          wrong_pairs=cfg.data.wrong_strategy, autocast_bf16=cfg.train.autocast_bf16,
+                          channels_last=cfg.train.channels_last)
 
     def synthetic_conditions(self, cfg, batch: int, generator: torch.Generator) -> dict:
         corner = torch.rand(batch, 2, generator=generator) * 0.4
