@@ -153,7 +153,7 @@ def test_every_family_runs_its_forward_passes_in_bf16_when_asked(preset, overrid
         cfg = load_config(preset, [*overrides, f"train.autocast_bf16={flag}"])
         model, batch = model_for_summary(cfg), synthetic_batch(cfg)
         dtypes = set()
-        hooks = [m.register_forward_hook(lambda _, __, out: dtypes.add(out.dtype))
+        hooks = [m.register_forward_hook(lambda _, __, out, seen=dtypes: seen.add(out.dtype))
                  for net in (model.netG, model.netD) for m in net.modules()
                  if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
         stats = model.train_step(batch, 0)
