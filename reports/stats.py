@@ -291,19 +291,26 @@ def _describe(entry: dict, level: float, alpha: float) -> None:
                                              entry["paired"], level)
 
 
-def plateau(steps: list[float], values: list[float], *, last: int = 5, tolerance: float = 0.05,
-            lower_is_better: bool = True, confidence: float = 0.95) -> dict:
-    """Has a validation curve levelled off? Over its last ``last`` validations, the least-squares
-    slope of the metric against log2(step) — the change per doubling of training — with its
-    ``confidence`` interval. Levelled off when the whole interval of the *improvement* per
-    doubling lies below ``tolerance`` × the curve's final level (it may still be gaining, but
-    not by more than that); still improving when the interval lies above it; undecided
-    otherwise (too noisy or too few validations to say)."""
+def plateau(steps: list[float], values: list[float], *, window: float = 1.0, min_points: int = 5,
+            tolerance: float = 0.05, lower_is_better: bool = True, confidence: float = 0.95) -> dict:
+    """Has a validation curve levelled off? Over the validations of its last ``window``
+    doublings of steps (from half the final step to the final step, by default), the
+    least-squares slope of the metric against log2(step) — the change per doubling of training
+    — with its ``confidence`` interval. Levelled off when the whole interval of the
+    *improvement* per doubling lies below ``tolerance`` × the curve's level there (it may still
+    be gaining, but not by more than that); still improving when the interval lies above it;
+    undecided otherwise (too noisy, or fewer than ``min_points`` validations in the window).
+    The window is fixed in doublings, not in validations: a fixed count of the last
+    validations spans less than a doubling when validations are frequent (five every 200 steps
+    of 2000 span 1200-2000, and the interval of the slope widens as the span shrinks)."""
     pts = [(s, v) for s, v in zip(steps, values, strict=True) if v == v and s > 0]
-    if len(pts) < last:
-        return {"plateau": None, "reason": f"{len(pts)} validations (needs {last})"}
-    x = np.log2([s for s, _ in pts[-last:]])
-    y = np.asarray([v for _, v in pts[-last:]], dtype=float)
+    window_pts = [(s, v) for s, v in pts if s >= pts[-1][0] / 2 ** window] if pts else []
+    if len(window_pts) < min_points:
+        return {"plateau": None, "validations": len(pts),
+                "reason": f"{len(window_pts)} validations in the last {window:g} doubling(s) of "
+                          f"steps (needs {min_points})"}
+    x = np.log2([s for s, _ in window_pts])
+    y = np.asarray([v for _, v in window_pts], dtype=float)
     fit = sps.linregress(x, y)
     half = float(sps.t.ppf(0.5 + confidence / 2, len(x) - 2) * fit.stderr)
     gain = -fit.slope if lower_is_better else fit.slope  # improvement per doubling of steps
@@ -312,7 +319,8 @@ def plateau(steps: list[float], values: list[float], *, last: int = 5, tolerance
     verdict = True if hi < bound else False if lo > bound else None
     out = {"plateau": verdict, "gain_per_doubling": float(gain), "ci": (float(lo), float(hi)),
            "bound": bound, "first": pts[0][1], "best": (min if lower_is_better else max)(
-               v for _, v in pts), "final": pts[-1][1], "validations": len(pts)}
+               v for _, v in pts), "final": pts[-1][1], "validations": len(pts),
+           "window": (window_pts[0][0], window_pts[-1][0], len(window_pts))}
     if verdict is None:
         out["reason"] = "undecided: the interval of the gain per doubling straddles the bound"
     return out

@@ -170,17 +170,31 @@ def test_power_is_reported_beside_each_verdict():
 
 
 def test_plateau_from_the_slope_against_log_steps():
-    steps = [250, 500, 1000, 2000, 4000, 8000]
-    levelled = [60, 31.0, 30.2, 30.5, 30.1, 30.3]
-    falling = [60, 52, 44, 36, 28, 20]  # 8 per doubling, far above 5 % of ~28
-    noisy = [60, 40, 20, 45, 15, 50]
+    steps = [250, 500, 1000, 1150, 1320, 1520, 1740, 2000]  # the last doubling: 1000-2000
+    levelled = [60, 31.0, 30.2, 30.5, 30.1, 30.3, 30.2, 30.3]
+    falling = [60, 52, 28, 26.4, 24.8, 23.1, 21.5, 20]  # 8 per doubling, far above 5 % of ~24
+    noisy = [60, 40, 20, 45, 15, 50, 18, 44]
     assert plateau(steps, levelled)["plateau"] is True
     out = plateau(steps, falling)
-    assert out["plateau"] is False and out["gain_per_doubling"] == pytest.approx(8.0)
+    assert out["plateau"] is False and out["gain_per_doubling"] == pytest.approx(8.0, rel=0.02)
+    assert out["window"] == (1000, 2000, 6)  # the fit sees the last doubling only
     assert plateau(steps, noisy)["plateau"] is None
-    assert plateau(steps[:3], levelled[:3])["plateau"] is None
     # Higher is better (IS): a rising curve is still improving.
-    assert plateau(steps, [1, 2, 3, 4, 5, 6], lower_is_better=False)["plateau"] is False
+    assert plateau(steps, [1, 2, 3, 4, 5, 6, 7, 8], lower_is_better=False)["plateau"] is False
+
+
+def test_plateau_needs_enough_validations_in_its_last_doubling_not_just_the_last_five():
+    """Five validations every 200 steps of 2000 span 0.74 of a doubling; the test counts the
+    validations inside the window, so a curve validated too sparsely near its end is undecided
+    whatever came before, and one validated densely uses every point of its last doubling."""
+    sparse = plateau([100, 200, 300, 400, 500, 1000, 2000], [9, 8, 7, 6, 5, 4, 3])
+    assert sparse["plateau"] is None and "2 validations in the last 1 doubling" in sparse["reason"]
+    dense_steps = list(range(100, 2001, 100))
+    dense = plateau(dense_steps, [10 - math.log2(s) for s in dense_steps])
+    assert dense["window"] == (1000, 2000, 11) and dense["plateau"] is False
+    assert dense["gain_per_doubling"] == pytest.approx(1.0)
+    wide = plateau(dense_steps, [10 - math.log2(s) for s in dense_steps], window=2)
+    assert wide["window"] == (500, 2000, 16)
 
 
 def test_table_files_show_user_text_as_text():

@@ -28,6 +28,24 @@ def test_validating_leaves_training_bitwise_unchanged(smoke_data, tmp_path, clas
     assert [s for s, _ in val] == [2, 4, 6] and all(math.isfinite(v) and v > 0 for _, v in val)
 
 
+def test_log_spaced_validations_fall_evenly_in_log_steps_over_the_last_doubling():
+    from harness.runner.trainer import validation_steps
+
+    assert validation_steps(2000, 0, 5) == {1000, 1149, 1320, 1516, 1741, 2000}
+    assert validation_steps(2000, 500, 2, doublings=2) == {500, 707, 1000, 1414, 1500, 2000}
+    assert validation_steps(7, 3) == {3, 6, 7} and validation_steps(7, 0) == set()
+    assert validation_steps(3, 0, 4, doublings=3) == {1, 2, 3}  # short runs: no step 0
+
+
+def test_the_trainer_validates_at_the_log_spaced_steps(smoke_data, tmp_path):
+    cfg = smoke_config(smoke_data, tmp_path, "train.max_steps=8", "train.validate_per_doubling=2",
+                       "train.validate_doublings=2")
+    seen = []
+    train(cfg, progress=False, validator=lambda model: seen.append(len(seen)) or {"val.fid": 1.0})
+    records = [json.loads(ln) for ln in (tmp_path / cfg.name / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "val.fid" in r] == [2, 3, 4, 6, 8] and len(seen) == 5
+
+
 class _Replay:
     """A stand-in model whose images are given: the real test images, or noise."""
 

@@ -48,6 +48,10 @@ class TrainConfig:
     sample_every: int = 1000  # steps between sample grids on fixed noise and captions
     sample_captions: int = 8
     validate_every: int = 0  # steps between validations (val.fid) when a validator is given; 0: off
+    # Also validate this many times per doubling of steps over the run's last
+    # validate_doublings doublings (log-spaced: the points the plateau test fits); 0: off.
+    validate_per_doubling: int = 0
+    validate_doublings: int = 1
     stage1_run: str | None = None  # Stage-II: a Stage-I run folder or checkpoint file
     autocast_bf16: bool = False
     compile: bool = False
@@ -87,7 +91,8 @@ class RunConfig:
 # Keys that may change between a run and its resumption: they do not alter the computation.
 RESUME_SAFE_KEYS = (
     "train.epochs", "train.max_steps", "train.log_every", "train.checkpoint_every",
-    "train.keep_last", "train.sample_every", "train.validate_every", "data.num_workers",
+    "train.keep_last", "train.sample_every", "train.validate_every", "train.validate_per_doubling",
+    "train.validate_doublings", "data.num_workers",
     "data.pin_memory", "tracking.",
     "runs_dir",
 )

@@ -38,9 +38,13 @@ class HumanSection:
 
 @dataclass
 class ValidateSection:
-    """In-training validation (val.fid every ``every`` steps on ``images`` images); off when null."""
+    """In-training validation (val.fid on ``images`` images) every ``every`` steps and
+    ``per_doubling`` times per doubling of steps over each run's last ``doublings`` doublings
+    (log-spaced, for the plateau test); off when both are null."""
     every: int | None = None
     images: int = 256
+    per_doubling: int | None = None
+    doublings: int = 1
 
 
 @dataclass

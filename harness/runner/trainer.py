@@ -82,6 +82,18 @@ class RunResult:
     final_stats: dict
 
 
+def validation_steps(total: int, every: int, per_doubling: int = 0, doublings: int = 1) -> set[int]:
+    """The steps a run validates at: every ``every`` steps and the last, and ``per_doubling``
+    log-spaced steps per doubling over the last ``doublings`` doublings,
+    round(total / 2**(k / per_doubling)) — evenly spaced in log(step), where the plateau test
+    fits its slope, whatever the run's length."""
+    steps = set(range(every, total + 1, every)) | {total} if every > 0 else set()
+    if per_doubling > 0:
+        steps |= {max(1, round(total / 2 ** (k / per_doubling)))
+                  for k in range(per_doubling * doublings + 1)}
+    return steps
+
+
 def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int, names: tuple[str, ...]):
     """First captions of ``count`` images spread over the split (so, over its classes), the
     conditions the model takes besides text (``names``: its box, its part locations), and fixed
@@ -152,9 +164,10 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> tuple[Path, dict | None]:
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True,
           validator: Callable[[object], dict[str, float]] | None = None) -> RunResult:
-    """``validator(model) -> {name: value}`` runs every ``train.validate_every`` steps (and at
-    the end) on the main rank; its values are logged with the step (e.g. ``val.fid`` from
-    ``harness.eval.training_fid``). The caller builds it, so this loop knows no metric."""
+    """``validator(model) -> {name: value}`` runs at the steps ``validation_steps`` gives
+    (``train.validate_every``, ``train.validate_per_doubling``) on the main rank; its values
+    are logged with the step (e.g. ``val.fid`` from ``harness.eval.training_fid``). The caller
+    builds it, so this loop knows no metric."""
     import contextlib
 
     from harness.locks import exclusive
@@ -220,6 +233,9 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     if cfg.train.max_steps is not None:
         total = min(total, cfg.train.max_steps)
     stopped_by = "epochs" if total < (cfg.train.max_steps or 0) else "max_steps"
+    is_validation_step = validation_steps(total, cfg.train.validate_every,
+                                          cfg.train.validate_per_doubling,
+                                          cfg.train.validate_doublings).__contains__
     if stopped_by == "epochs" and main and resumed is None:
         # A budget set in steps that the epoch count cuts short is a silent under-training.
         print(f"warning: {cfg.name}: train.epochs={cfg.train.epochs} ({per_epoch} steps each) ends "
@@ -296,8 +312,7 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                                     loss_g=f"{last_means['loss_g']:.3f}")
                 else:
                     last_means = None
-                every = cfg.train.validate_every
-                if validator is not None and main and every and (step % every == 0 or step == total):
+                if validator is not None and main and is_validation_step(step):
                     logger.log(step, epoch, validator(model))
                 if main and (step % cfg.train.sample_every == 0 or step == total):
                     grid = run_dir / "samples" / f"step-{step:09d}.png"

@@ -31,8 +31,10 @@ class TrainingSteps:
                          tracking_experiment=self.tracking_experiment)
 
     def _validate_overrides(self) -> list[str]:
-        every = self.pipe.validate.every
-        return [f"train.validate_every={every}"] if every else []
+        v = self.pipe.validate
+        return ([f"train.validate_every={v.every}"] if v.every else []) + (
+            [f"train.validate_per_doubling={v.per_doubling}", f"train.validate_doublings={v.doublings}"]
+            if v.per_doubling else [])
 
     def train_runs(self, planned: list[PlannedRun]) -> None:
         from harness.checkpoints import CheckpointStore
@@ -113,7 +115,7 @@ class TrainingSteps:
 
     def _validate_spec(self) -> dict | None:
         """The in-training validation every executor builds for its runs (worker.build_validator)."""
-        if not self.pipe.validate.every:
+        if not (self.pipe.validate.every or self.pipe.validate.per_doubling):
             return None
         size = self.evaluator_size or self.pipe.eval.size or 64
         return {"classifier": str(self.root / "classifier" / "classifier.pt"), "size": size,
