@@ -276,6 +276,18 @@ def test_an_epoch_count_that_cuts_max_steps_short_is_said_and_recorded(smoke_dat
     assert capped["train.stopped_by"] == "max_steps"
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocast_on_a_cpu_without_bf16_hardware_is_said(smoke_data, tmp_path, capsys,
+                                                              monkeypatch, native):
+    from harness.core import speed
+
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: native)
+    train(smoke_config(smoke_data, tmp_path, "train.max_steps=1", "train.autocast_bf16=true"),
+          progress=False)
+    said = "bf16 is emulated here, slower than fp32" in capsys.readouterr().err
+    assert said is not native
+
+
 class _Killed(BaseException):
     """Stands for kill -9 between two checkpoint writes: nothing after it runs."""
 

@@ -23,6 +23,7 @@ from harness.atomic import write_text_atomic
 from harness.checkpoints import CheckpointStore, load_checkpoint, save_checkpoint
 from harness.config.load import config_differences, flatten, from_yaml_file, to_dict, to_yaml
 from harness.config.schema import RunConfig
+from harness.core import speed
 from harness.core.interface import TRAINED_NETWORKS
 from harness.data.check import check_dataset
 from harness.data.sources import dataset_fingerprint
@@ -241,6 +242,11 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
         print(f"warning: {cfg.name}: train.epochs={cfg.train.epochs} ({per_epoch} steps each) ends "
               f"training at step {total}, before train.max_steps={cfg.train.max_steps}; raise "
               "train.epochs for max_steps to bind", file=sys.stderr)
+    if cfg.train.autocast_bf16 and device.type == "cpu" and main and resumed is None \
+            and not speed.cpu_has_native_bf16():
+        print(f"warning: {cfg.name}: train.autocast_bf16=true on a CPU without AVX512-BF16 or AMX: "
+              "bf16 is emulated here, slower than fp32; the run's numbers are bf16's all the same "
+              "(train.autocast_bf16=false trains in fp32, which gives other numbers)", file=sys.stderr)
     fingerprint = dataset_fingerprint(cfg.data.root)
     logger = RunLogger(cfg, run_dir, main, resumed, step)
     if resumed is None and main:
