@@ -59,6 +59,7 @@ def step_times(preset: str, overrides: list[str], rounds: int) -> dict[str, floa
 def test_scale_steps_in_fp32_and_bf16(benchmark, scale_name):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    cpu = cpu_description()
     try:
         rows, seen = scale_rows(scale_name), {}
         seeds = len(load_scales()[scale_name].seeds)
@@ -75,9 +76,9 @@ def test_scale_steps_in_fp32_and_bf16(benchmark, scale_name):
     finally:
         torch.set_num_threads(threads)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    benchmark.extra_info.update(cpu=cpu_description(), budget_fp32_s=budget["fp32"],
+    benchmark.extra_info.update(cpu=cpu, budget_fp32_s=budget["fp32"],
                                 budget_bf16_s=budget["bf16"])
-    print(f"\n{scale_name} scale, one thread per run, on {cpu_description()}:\n" + "\n".join(lines)
+    print(f"\n{scale_name} scale, one thread per run, on {cpu}:\n" + "\n".join(lines)
           + f"\n  training steps of all runs x {seeds} seed(s): fp32 {budget['fp32'] / 60:.0f} min, "
           f"bf16 {budget['bf16'] / 60:.0f} min ({budget['fp32'] / budget['bf16']:.2f}x; "
           f"one core each: divide by the workers)")

@@ -144,3 +144,30 @@ def test_a_typo_in_a_scales_pipeline_section_is_refused_with_the_nearest_key(tmp
     quick = load_scales()["quick"].pipeline
     assert (quick.eval.kid_subset_size, quick.human.raters, quick.validity) == (500, 3, None)
     assert quick.declared["eval"]["kid_subset_size"] == 500  # the steps' hashes read what is written
+
+
+@pytest.mark.parametrize("mode, native, expected", [
+    ("off", True, None), ("on", False, "true"), ("native", True, "true"), ("native", False, "false")])
+def test_a_scale_asks_for_bf16_off_on_or_where_the_hardware_has_it(monkeypatch, mode, native, expected):
+    """pipeline.autocast_bf16 becomes an explicit override of every run (so each config.yaml
+    records what it trained with), resolved once per reproduce and said in its log; the user's
+    --set comes last and wins."""
+    from harness.reproduce.pipeline import Pipeline, ReproduceOptions
+    from harness.reproduce.steps import training
+
+    monkeypatch.setattr(training, "native_bf16_here", lambda: native)
+    pipe = Pipeline(ReproduceOptions(preset="smoke", extra=["train.seed=3"]))
+    pipe.pipe.autocast_bf16 = mode
+    said = []
+    pipe.log.say = said.append
+    overrides = pipe.run_overrides()
+    bf16 = [o.split("=")[1] for o in overrides if o.startswith("train.autocast_bf16=")]
+    assert bf16 == ([expected] if expected else []) and overrides[-1] == "train.seed=3"
+    assert pipe.run_overrides() == overrides  # resolved once
+    assert (len([s for s in said if "[numerics]" in s]) == 1) is (mode == "native")
+    user = Pipeline(ReproduceOptions(preset="smoke", extra=["train.autocast_bf16=false"]))
+    user.pipe.autocast_bf16 = "on"
+    assert user.run_overrides()[-1] == "train.autocast_bf16=false"
+    user.pipe.autocast_bf16 = "always"
+    with pytest.raises(UserError, match="choose off, on or native"):
+        user.run_overrides()

@@ -70,6 +70,11 @@ class PipelineConfig:
     eval: EvalSection = field(default_factory=EvalSection)
     human: HumanSection = field(default_factory=HumanSection)
     validate: ValidateSection = field(default_factory=ValidateSection)
+    # bf16 autocast for every training run: off, on, or native (on where the CPU computes bf16
+    # in hardware, AVX512-BF16 or AMX, or on a CUDA device with bf16; fp32 elsewhere, where
+    # emulated bf16 is about 2x slower than fp32). Resolved when the runs are planned, so each
+    # run's config.yaml records what it trained with; --set train.autocast_bf16=... overrides it.
+    autocast_bf16: str = "off"
     validity: ValiditySection | None = None  # the metric-validity check runs only when given
     # The section as written: the steps' input hashes read it, so that adding a default here
     # does not make finished steps look out of date.

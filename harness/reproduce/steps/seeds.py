@@ -62,7 +62,7 @@ class SeedSteps:
         def train(row: str, seed: int) -> tuple[float, float]:
             started = time.time()
             one = plan_runs({row: runs[row]}, self.scale, self.root, {"cub": str(self.data_root)},
-                            ["data.check=false", *self._validate_overrides(), *self.opts.extra],
+                            self.run_overrides(),
                             seeds=(seed,), tracking_experiment=self.tracking_experiment)
             self.train_runs(one)
             self.evaluate_runs(one)

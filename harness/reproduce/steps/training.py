@@ -16,6 +16,17 @@ from harness.reproduce.stamps import code_hash, inputs_hash
 from harness.reproduce.steps.common import TRAIN_CODE
 
 
+def native_bf16_here() -> bool:
+    """bf16 in hardware where the runs train: a CUDA device with bf16, else this CPU."""
+    import torch
+
+    from harness.core.speed import cpu_has_native_bf16
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    return cpu_has_native_bf16()
+
+
 class TrainingSteps:
     def plan(self) -> list[PlannedRun]:
         runs = merge_runs(self.experiments)
@@ -27,8 +38,29 @@ class TrainingSteps:
                                                  if runs[r].stage1}
             runs = {k: v for k, v in runs.items() if k in wanted}
         return plan_runs(runs, self.scale, self.root, {"cub": str(self.data_root)},
-                         ["data.check=false", *self._validate_overrides(), *self.opts.extra],
-                         tracking_experiment=self.tracking_experiment)
+                         self.run_overrides(), tracking_experiment=self.tracking_experiment)
+
+    def run_overrides(self) -> list[str]:
+        """What the pipeline adds to every training run's config; the user's --set last."""
+        return ["data.check=false", *self._validate_overrides(), *self._numerics_overrides(),
+                *self.opts.extra]
+
+    def _numerics_overrides(self) -> list[str]:
+        mode = self.pipe.autocast_bf16
+        if mode == "off":
+            return []
+        if mode == "on":
+            return ["train.autocast_bf16=true"]
+        if mode != "native":
+            raise UserError(f"scale {self.scale.name}: pipeline.autocast_bf16 {mode!r}: "
+                            "choose off, on or native")
+        if not hasattr(self, "_native_bf16"):
+            self._native_bf16 = native_bf16_here()
+            self.log.add("[numerics] bf16 autocast: " + (
+                "on (this machine computes bf16 in hardware)" if self._native_bf16 else
+                "off, fp32 (no AVX512-BF16, AMX or CUDA bf16 here: emulated bf16 would be about "
+                "2x slower); this scale's published numbers were trained in bf16"))
+        return [f"train.autocast_bf16={'true' if self._native_bf16 else 'false'}"]
 
     def _validate_overrides(self) -> list[str]:
         v = self.pipe.validate
