@@ -211,7 +211,7 @@ def _validation(uri: str, frame, exp, seeds) -> tuple:
                      for s, v in zip(history["step"], history["value"], strict=True)]
             # Over the last two doublings: the curves scatter by 30-100 % of their level from one
             # validation to the next (the GAN's own oscillation; a validation's sampling SD is
-            # 1-2 %), and over one doubling no interval of the slope was narrower than 6x the
+            # 1-2 %), and over one doubling no interval of the slope was narrower than 9x the
             # bound (docs/captions.md section 9). On a curve that flattens with log(steps), the
             # gain over two doublings is at least the last doubling's: "levelled off" stays sound.
             verdicts[name] = plateau(history["step"].tolist(), history["value"].tolist(), window=2)
