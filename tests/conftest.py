@@ -84,3 +84,11 @@ def two_runs(smoke_data, tmp_path_factory):
     train(smoke_config(smoke_data, runs, "name=modelA"), progress=False)
     train(smoke_config(smoke_data, runs, "name=modelB", preset="smoke_gan_int_cls"), progress=False)
     return runs
+
+
+def required(name: str) -> bool:
+    """Whether CI asked for a test's system dependency (``STACKGAN_BENCH_REQUIRE_BROWSER=1``):
+    a missing one then fails instead of skipping. "", "0", "false" and "no" mean not asked."""
+    import os
+
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+from conftest import required
 
 from harness.checkpoints import load_checkpoint
 
@@ -123,7 +124,7 @@ def slurm_cluster(tmp_path_factory):
     """A one-node SLURM cluster of this machine (munged, slurmctld, slurmd on private ports, its
     own key, state and config), stopped at the end."""
     why = _slurm_missing()
-    if why and os.environ.get("STACKGAN_BENCH_REQUIRE_SLURM"):
+    if why and required("STACKGAN_BENCH_REQUIRE_SLURM"):
         pytest.fail(f"{why}; STACKGAN_BENCH_REQUIRE_SLURM is set (CI installs SLURM)")
     if why:
         pytest.skip(why)

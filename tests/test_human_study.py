@@ -1,7 +1,6 @@
 """Human study: make, the offline and served forms in a real headless browser, scoring."""
 
 import json
-import os
 import shutil
 import time
 import urllib.error
@@ -9,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import required
 
 from harness.human.form import render_form
 from harness.human.responses import checksum, read_responses
@@ -175,7 +175,7 @@ def test_score_logs_to_mlflow(study, tmp_path, monkeypatch):
 def _browser(download_dir: Path):
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
-        if os.environ.get("STACKGAN_BENCH_REQUIRE_BROWSER"):
+        if required("STACKGAN_BENCH_REQUIRE_BROWSER"):
             pytest.fail("chromium/chromedriver not found but STACKGAN_BENCH_REQUIRE_BROWSER is set")
         pytest.skip("needs chromium and chromedriver (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver")
