@@ -152,10 +152,10 @@ def test_a_scale_asks_for_bf16_off_on_or_where_the_hardware_has_it(monkeypatch, 
     """pipeline.autocast_bf16 becomes an explicit override of every run (so each config.yaml
     records what it trained with), resolved once per reproduce and said in its log; the user's
     --set comes last and wins."""
+    from harness.core import speed
     from harness.reproduce.pipeline import Pipeline, ReproduceOptions
-    from harness.reproduce.steps import training
 
-    monkeypatch.setattr(training, "native_bf16_here", lambda: native)
+    monkeypatch.setattr(speed, "hardware_has_bf16", lambda: native)
     pipe = Pipeline(ReproduceOptions(preset="smoke", extra=["train.seed=3"]))
     pipe.pipe.autocast_bf16 = mode
     said = []

@@ -34,3 +34,10 @@ def cpu_has_native_bf16() -> bool:
         except OSError:
             return False
         return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def hardware_has_bf16() -> bool:
+    """bf16 in hardware where training runs: a CUDA device with bf16, else this CPU."""
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    return cpu_has_native_bf16()

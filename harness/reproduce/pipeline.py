@@ -84,6 +84,7 @@ class Pipeline(InputSteps, TrainingSteps, EvaluationSteps, SeedSteps, OutputStep
         # judge images at this size (the scale's largest output); None: their preset sizes.
         self.evaluator_size: int | None = self.pipe.evaluator_size
         self.executor = opts.executor
+        self._native_bf16: bool | None = None  # pipeline.autocast_bf16: native, once resolved
 
     # ----------------------------------------------------------------------------- steps
 

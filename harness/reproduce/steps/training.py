@@ -16,17 +16,6 @@ from harness.reproduce.stamps import code_hash, inputs_hash
 from harness.reproduce.steps.common import TRAIN_CODE
 
 
-def native_bf16_here() -> bool:
-    """bf16 in hardware where the runs train: a CUDA device with bf16, else this CPU."""
-    import torch
-
-    from harness.core.speed import cpu_has_native_bf16
-
-    if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
-    return cpu_has_native_bf16()
-
-
 class TrainingSteps:
     def plan(self) -> list[PlannedRun]:
         runs = merge_runs(self.experiments)
@@ -54,8 +43,10 @@ class TrainingSteps:
         if mode != "native":
             raise UserError(f"scale {self.scale.name}: pipeline.autocast_bf16 {mode!r}: "
                             "choose off, on or native")
-        if not hasattr(self, "_native_bf16"):
-            self._native_bf16 = native_bf16_here()
+        if self._native_bf16 is None:  # resolved once per reproduce, and said once
+            from harness.core import speed
+
+            self._native_bf16 = speed.hardware_has_bf16()
             self.log.add("[numerics] bf16 autocast: " + (
                 "on (this machine computes bf16 in hardware)" if self._native_bf16 else
                 "off, fp32 (no AVX512-BF16, AMX or CUDA bf16 here: emulated bf16 would be about "
