@@ -163,3 +163,28 @@ def test_every_family_runs_its_forward_passes_in_bf16_when_asked(preset, overrid
         assert all(p.grad is None or (p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all())
                    for net in (model.netG, model.netD) for p in net.parameters())
         assert all(v == v and abs(v) != float("inf") for v in stats.values())
+
+
+@pytest.mark.parametrize("preset, overrides", SPEED_PRESETS, ids=[p for p, _ in SPEED_PRESETS])
+def test_every_family_generator_can_be_averaged_and_generates_from_its_average(preset, overrides):
+    """``train.ema_half_life`` holds for every family: the average copies the generator, moves
+    towards it after a step, and generates in its place."""
+    from harness.core.averaging import GeneratorAverage
+    from harness.core.generation import generate_batch
+    from harness.runner.summary import model_for_summary, synthetic_batch
+
+    cfg = load_config(preset, overrides)
+    model, batch = model_for_summary(cfg), synthetic_batch(cfg)
+    average = GeneratorAverage(model, half_life=4.0)
+    average.update(model)
+    before = {k: v.clone() for k, v in average.generator.state_dict().items()}
+    model.train_step(batch, 0)
+    average.update(model)
+    moved = [k for k, v in average.generator.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert moved
+    conditions = {name: batch[name][:2] for name in model.conditions}
+    model.eval()
+    with average.in_place_of_generator(model) as judged:
+        images = generate_batch(judged, batch["embedding"][:2], [0, 1], conditions)
+    assert all(torch.isfinite(v).all() for v in images.values())

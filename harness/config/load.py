@@ -170,6 +170,7 @@ _FLOAT_RANGES = {  # key: (low, high, low inclusive, high inclusive)
     "optim.beta1": (0.0, 1.0, True, False), "optim.beta2": (0.0, 1.0, True, False),
     "optim.eps": (0.0, math.inf, False, False),
     "optim.lr_decay_factor": (0.0, 1.0, False, True),
+    "train.ema_rampup": (0.0, 1.0, True, True),
 }
 
 

@@ -59,6 +59,11 @@ class TrainConfig:
     # Both speed options hold for every family (harness.core.speed). channels_last: StackGAN's
     # step 1.3-1.7x faster on the 2-core CPUs (oneDNN), the baselines' 1.06x; also good on GPU.
     channels_last: bool = True
+    # Judge the run by an exponential moving average of G's weights (harness.core.averaging;
+    # a documented deviation, docs/fidelity.md): its half-life in steps, 0: off (the originals),
+    # and the ramp-up that caps it at this fraction of the steps done (0: no cap).
+    ema_half_life: float = 0.0
+    ema_rampup: float = 0.0
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from harness.checkpoints import find_run_checkpoint, load_checkpoint
+from harness.core.averaging import judged_generator_state
 from harness.errors import UserError
 from harness.families.base import Family
 
@@ -84,7 +85,8 @@ def load_stage1_generator(cfg):
         raise UserError(f"{ckpt_path}: Stage-I does not fit this Stage-II config: "
                         + "; ".join(mismatched))
     gen = Stage1Generator(stage1_cfg)
-    gen.load_state_dict(state["model"]["netG"])
+    # The Stage-I as it is judged: its weight average when the run kept one.
+    gen.load_state_dict(judged_generator_state(state))
     return gen, Path(ckpt_path)
 
 

@@ -10,6 +10,8 @@ import torch
 from harness.checkpoints import find_run_checkpoint, load_checkpoint
 from harness.config.load import from_yaml_file
 from harness.config.schema import RunConfig
+from harness.core.averaging import STATE_KEY as AVERAGE_KEY
+from harness.core.averaging import judged_generator_state
 from harness.data.dataset import DataOptions, TextImageDataset
 from harness.families import family_of
 
@@ -43,12 +45,16 @@ def build_model(cfg: RunConfig, device: torch.device, stage1_state: dict | None 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
              checkpoint: str | Path | None = None) -> tuple[RunConfig, object, dict]:
-    """A trained run's config and model (weights from its final or latest checkpoint)."""
+    """A trained run's config and model (weights from its final or latest checkpoint), with
+    the generator the run is judged by: its weight average when it kept one
+    (``train.ema_half_life``), else the trained ``netG``."""
     run_dir = Path(run_dir)
     cfg = from_yaml_file(run_dir / "config.yaml")
     ckpt_path = Path(checkpoint) if checkpoint else find_run_checkpoint(run_dir)
     state = load_checkpoint(ckpt_path)
     model = build_model(cfg, torch.device(device), stage1_state=state["model"].get("stage1G"))
     model.load_state_dict(state["model"])
+    if AVERAGE_KEY in state:
+        model.netG.load_state_dict(judged_generator_state(state))
     model.eval()
     return cfg, model, state

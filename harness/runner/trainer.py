@@ -7,6 +7,7 @@ in the model.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -24,6 +25,8 @@ from harness.checkpoints import CheckpointStore, load_checkpoint, save_checkpoin
 from harness.config.load import config_differences, flatten, from_yaml_file, to_dict, to_yaml
 from harness.config.schema import RunConfig
 from harness.core import speed
+from harness.core.averaging import STATE_KEY as AVERAGE_KEY
+from harness.core.averaging import GeneratorAverage
 from harness.core.interface import TRAINED_NETWORKS
 from harness.data.check import check_dataset
 from harness.data.sources import dataset_fingerprint
@@ -169,8 +172,6 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True,
     (``train.validate_every``, ``train.validate_per_doubling``) on the main rank; its values
     are logged with the step (e.g. ``val.fid`` from ``harness.eval.training_fid``). The caller
     builds it, so this loop knows no metric."""
-    import contextlib
-
     from harness.locks import exclusive
 
     device = resolve_device(cfg.train.device)
@@ -214,10 +215,17 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
         for name in TRAINED_NETWORKS:  # networks() keys are the attributes that hold them
             setattr(model, name, torch.compile(model.networks()[name]))
 
+    # Built before a resume loads the trained weights: it starts as a copy and is then
+    # overwritten by the checkpoint's average.
+    average = (GeneratorAverage(model, cfg.train.ema_half_life, cfg.train.ema_rampup)
+               if cfg.train.ema_half_life > 0 else None)
+    judged = average.in_place_of_generator if average else contextlib.nullcontext
     store = CheckpointStore(run_dir / "checkpoints", cfg.train.keep_last)
     step = epoch = batch_in_epoch = 0
     if resumed is not None:
         model.load_state_dict(resumed["model"])
+        if average is not None:
+            average.load_state_dict(resumed[AVERAGE_KEY])
         restore_rng_states(resumed["rng"])
         step, epoch, batch_in_epoch = (resumed["position"][k] for k in ("step", "epoch", "batch"))
     if main:
@@ -269,9 +277,12 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
     model.train()
 
     def checkpoint_state() -> dict:
-        return {"model": model.state_dict(), "config": to_dict(cfg), "rng": rng_states(),
-                "position": {"step": step, "epoch": epoch, "batch": batch_in_epoch},
-                **logger.state(), "data_fingerprint": fingerprint}
+        state = {"model": model.state_dict(), "config": to_dict(cfg), "rng": rng_states(),
+                 "position": {"step": step, "epoch": epoch, "batch": batch_in_epoch},
+                 **logger.state(), "data_fingerprint": fingerprint}
+        if average is not None:
+            state[AVERAGE_KEY] = average.state_dict()
+        return state
 
     def save(best_candidate: float | None = None) -> None:
         if not main:
@@ -296,6 +307,8 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
             for batch in loader:
                 t0 = time.perf_counter()
                 stats = model.train_step(batch, step)
+                if average is not None:
+                    average.update(model)
                 logger.timed(time.perf_counter() - t0)
                 if ctx.enabled:  # every rank sees the same numbers and stops at the same step
                     stats, any_stop = ddp.average_stats(stats, stop.signal is not None, ctx)
@@ -319,10 +332,12 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                 else:
                     last_means = None
                 if validator is not None and main and is_validation_step(step):
-                    logger.log(step, epoch, validator(model))
+                    with judged(model) as judged_model:
+                        logger.log(step, epoch, validator(judged_model))
                 if main and (step % cfg.train.sample_every == 0 or step == total):
                     grid = run_dir / "samples" / f"step-{step:09d}.png"
-                    _save_grid(model, sample_emb, sample_noise, sample_conditions, grid)
+                    with judged(model) as judged_model:
+                        _save_grid(judged_model, sample_emb, sample_noise, sample_conditions, grid)
                     logger.artifact(grid, "samples")
                 if step % cfg.train.checkpoint_every == 0 or step == total or stop.signal:
                     save(last_means.get(cfg.train.best_metric) if last_means else None)
