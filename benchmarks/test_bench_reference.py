@@ -38,24 +38,38 @@ def cpu_description() -> str:
     return f"{name}, ATen {torch.backends.cpu.get_cpu_capability()}{isa}, {torch.get_num_threads()} threads"
 
 
-def side_by_side(ours_step, reference_step, rounds: int) -> tuple[float, float]:
+def side_by_side(ours_step, reference_step, rounds: int) -> tuple[list[float], list[float]]:
+    """Seconds per step of each, ``rounds`` pairs; the order inside a pair alternates (ours
+    first, then the reference first) so that neither always runs on the warmer machine."""
     ours_step(0)
     reference_step()  # warm-up: oneDNN primitives, allocator
     ours, reference = [], []
     for step in range(1, rounds + 1):
-        t0 = time.perf_counter()
-        ours_step(step)
-        t1 = time.perf_counter()
-        reference_step()
-        t2 = time.perf_counter()
-        ours.append(t1 - t0)
-        reference.append(t2 - t1)
-    return sorted(ours)[rounds // 2], sorted(reference)[rounds // 2]
+        for which in ((0, 1) if step % 2 else (1, 0)):
+            t0 = time.perf_counter()
+            ours_step(step) if which == 0 else reference_step()
+            (ours if which == 0 else reference).append(time.perf_counter() - t0)
+    return ours, reference
+
+
+def ratio_interval(ours: list[float], reference: list[float], level: float = 0.95):
+    """The speed ratio reference/ours as the geometric mean of the paired rounds' ratios, with
+    its t interval on the log scale (rounds are paired: each pair saw the same machine state)."""
+    import math
+
+    from scipy import stats
+
+    logs = [math.log(r / o) for o, r in zip(ours, reference, strict=True)]
+    n = len(logs)
+    mean = sum(logs) / n
+    sd = (sum((x - mean) ** 2 for x in logs) / (n - 1)) ** 0.5
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / n ** 0.5
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
 @pytest.mark.parametrize("stage, preset, batch, rounds", [
-    (1, "birds_stage1_pytorch", 64, 7),
-    (2, "birds_stage2_pytorch", 16, 5),
+    (1, "birds_stage1_pytorch", 64, 15),
+    (2, "birds_stage2_pytorch", 16, 9),
 ], ids=["stage1-b64", "stage2-b16"])
 def test_our_step_against_the_plain_reference(benchmark, stage, preset, batch, rounds):
     overrides = [f"data.batch_size={batch}"] + (["train.stage1_run=null"] if stage == 2 else [])
@@ -67,11 +81,15 @@ def test_our_step_against_the_plain_reference(benchmark, stage, preset, batch, r
     assert (ours_g, trainable(model.netD)) == (trainable(reference.netG), trainable(reference.netD))
     size = next(iter(data["images"]))
     real, text = data["images"][size], data["embedding"]
-    ours_s, ref_s = side_by_side(lambda step: model.train_step(data, step), lambda: reference(real, text),
-                                 rounds)
+    ours, ref = side_by_side(lambda step: model.train_step(data, step), lambda: reference(real, text),
+                             rounds)
+    ours_s, ref_s = sorted(ours)[rounds // 2], sorted(ref)[rounds // 2]
+    ratio, lo, hi = ratio_interval(ours, ref)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     benchmark.extra_info.update(ours_images_per_second=batch / ours_s,
-                                reference_images_per_second=batch / ref_s, ratio=ref_s / ours_s,
-                                cpu=cpu_description())
+                                reference_images_per_second=batch / ref_s, ratio=ratio,
+                                ratio_ci95=(lo, hi), rounds=rounds, cpu=cpu_description())
     print(f"\nStage-{'I' * stage} batch {batch} at {size} px on {cpu_description()}: reference "
-          f"{batch / ref_s:.2f} images/s, ours {batch / ours_s:.2f} images/s: {ref_s / ours_s:.2f}x")
+          f"{batch / ref_s:.2f} images/s, ours {batch / ours_s:.2f} images/s (medians of {rounds} "
+          f"rounds): {ratio:.2f}x [{lo:.2f}, {hi:.2f}] (geometric mean of the paired rounds' "
+          "ratios, 95 % CI)")
