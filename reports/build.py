@@ -321,6 +321,8 @@ def _plateau_text(p: dict) -> str:
     first, last, n = p["window"]
     gain = (f"gain per doubling {p['gain_per_doubling']:.3g} [{lo:.3g}, {hi:.3g}] vs bound "
             f"{p['bound']:.3g}, fit over steps {first:g}-{last:g}, {n} validations")
+    if p.get("autocorrelation", 0) > 0:
+        gain += f" ({p['effective_points']:.1f} effective: lag-1 autocorrelation {p['autocorrelation']:.2f})"
     word = "yes" if p["plateau"] else "NO, still improving"
     return f"{word} ({gain}; val FID {p['first']:.3g} -> best {p['best']:.3g})"
 

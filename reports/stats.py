@@ -302,7 +302,15 @@ def plateau(steps: list[float], values: list[float], *, window: float = 1.0, min
     undecided otherwise (too noisy, or fewer than ``min_points`` validations in the window).
     The window is fixed in doublings, not in validations: a fixed count of the last
     validations spans less than a doubling when validations are frequent (five every 200 steps
-    of 2000 span 1200-2000, and the interval of the slope widens as the span shrinks)."""
+    of 2000 span 1200-2000, and the interval of the slope widens as the span shrinks).
+
+    Neighbouring validations may not be independent (a run judged by an average of its weights
+    carries part of one validation's weights into the next), and least squares then makes the
+    interval too narrow. So the interval is widened for the lag-1 autocorrelation r1 of the
+    residuals, as Santer et al. (J. Geophys. Res. 105, 2000) do for trends in climate series:
+    the effective number of points n_e = n (1 - r1) / (1 + r1) (r1 taken as 0 when negative)
+    replaces n in the residual variance and in the t quantile's degrees of freedom, n_e - 2. With
+    r1 <= 0 this is ordinary least squares; with n_e <= 3 the curve is undecided."""
     pts = [(s, v) for s, v in zip(steps, values, strict=True) if v == v and s > 0]
     window_pts = [(s, v) for s, v in pts if s >= pts[-1][0] / 2 ** window] if pts else []
     if len(window_pts) < min_points:
@@ -312,7 +320,18 @@ def plateau(steps: list[float], values: list[float], *, window: float = 1.0, min
     x = np.log2([s for s, _ in window_pts])
     y = np.asarray([v for _, v in window_pts], dtype=float)
     fit = sps.linregress(x, y)
-    half = float(sps.t.ppf(0.5 + confidence / 2, len(x) - 2) * fit.stderr)
+    residuals = y - (fit.intercept + fit.slope * x)
+    energy = float(np.dot(residuals, residuals))
+    r1 = max(0.0, float(np.dot(residuals[:-1], residuals[1:])) / energy) if energy > 0 else 0.0
+    n = len(x)
+    n_eff = n * (1 - r1) / (1 + r1)
+    if n_eff <= 3:
+        return {"plateau": None, "validations": len(pts), "autocorrelation": r1,
+                "window": (window_pts[0][0], window_pts[-1][0], n),
+                "reason": f"neighbouring validations too alike (lag-1 autocorrelation {r1:.2f}: "
+                          f"{n_eff:.1f} effective points of {n})"}
+    stderr = float(fit.stderr) * math.sqrt((n - 2) / (n_eff - 2))
+    half = float(sps.t.ppf(0.5 + confidence / 2, n_eff - 2) * stderr)
     gain = -fit.slope if lower_is_better else fit.slope  # improvement per doubling of steps
     lo, hi = gain - half, gain + half
     bound = tolerance * abs(float(np.mean(y)))
@@ -320,7 +339,8 @@ def plateau(steps: list[float], values: list[float], *, window: float = 1.0, min
     out = {"plateau": verdict, "gain_per_doubling": float(gain), "ci": (float(lo), float(hi)),
            "bound": bound, "first": pts[0][1], "best": (min if lower_is_better else max)(
                v for _, v in pts), "final": pts[-1][1], "validations": len(pts),
-           "window": (window_pts[0][0], window_pts[-1][0], len(window_pts))}
+           "window": (window_pts[0][0], window_pts[-1][0], len(window_pts)),
+           "autocorrelation": r1, "effective_points": n_eff}
     if verdict is None:
         out["reason"] = "undecided: the interval of the gain per doubling straddles the bound"
     return out
