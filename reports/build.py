@@ -76,8 +76,8 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         plan = {p.spec.id: p for p in plan_runs(exp.runs, scale, runs_root) if p.seed == scale.seeds[0]}
         skipped = {k: p.skipped for k, p in plan.items() if p.skipped}
         table, stats, seed_values = build_table(exp, frame, scale.seeds, human, skipped)
-        val_curves, plateaus = _validation(uri, frame, exp, scale.seeds)
-        claims = check_claims(exp, seed_values, _not_judged(exp, frame, scale.seeds, plateaus),
+        val_curves, plateaus, row_plateaus = _validation(uri, frame, exp, scale.seeds)
+        claims = check_claims(exp, seed_values, _not_judged(row_plateaus),
                               _human_comparisons(runs_root, study_id))
         ev = scale.pipeline.eval
         protocol = resolve_protocol(ev.protocol, ev.captions_per_image, ev.per_caption)
@@ -88,8 +88,9 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
                  "several; with one seed, mean ± the spread within the run, named by what it is "
                  "over (IS: splits, KID: subsets, R-precision: folds, attribute accuracy: images) "
                  "and no CI. The paper's ± is its split SD. 'IS per seed' lists every seed's value.",
-                 "Claims: each pair decided by " + TEST_NAME + "; one seed is 'not tested', a run "
-                 "that did not level off is 'not judged'.",
+                 "Claims: each pair decided by " + TEST_NAME + "; one seed is 'not tested', a row "
+                 "not shown to have levelled off (the mean of its seeds' validation curves) is "
+                 "'not judged'.",
                  "† the paper's value is remembered, not confirmed in a stored source.",
                  "FD / KD (classifier): Fréchet and kernel distances on the dataset classifier's "
                  "block-3 features, the evaluation's feature space below the paper scale; not the "
@@ -148,18 +149,24 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
         extra_html, extra_md = "", []
         if not val_curves.empty:
             images.append(figures.validation_curves(val_curves, out / "validation_fid.png"))
-            rows = [f"| {name} | {_plateau_text(p)} |" for name, p in plateaus.items()]
-            extra_md += ["## Training: has each run levelled off?", "",
-                         "val FID of fixed captions and noise every few hundred steps "
-                         "(validation_fid.png). Levelled off: over the last 5 validations, the 95 % "
-                         "CI of the gain per doubling of steps (the slope of val FID against "
-                         "log2 step) lies below 5 % of the curve's level; still improving: it lies "
-                         "above; otherwise undecided. Pairs with a run not levelled off are not "
-                         "judged.", "",
-                         "| run | levelled off |", "|---|---|", *rows, ""]
+            rows = [f"| {name} (mean of {p.get('seeds', 0)} seeds) | {_plateau_text(p)} |"
+                    for name, p in row_plateaus.items()]
+            rows += [f"| {name} | {_plateau_text(p)} |" for name, p in plateaus.items()]
+            extra_md += ["## Training: has each row levelled off?", "",
+                         "val FID of fixed captions and noise at log-spaced steps "
+                         "(validation_fid.png). Levelled off: over the validations of the last "
+                         "two doublings of steps, the 95 % CI of the gain per doubling (the slope "
+                         "of val FID against log2 step, widened for autocorrelated validations) "
+                         "lies below 5 % of the curve's level; still improving: it lies above; "
+                         "otherwise undecided. A row is judged by the mean of its seeds' curves, "
+                         "the quantity its claims compare (the mean over seeds); pairs with a row "
+                         "not levelled off are not judged. Each run's own verdict is listed below "
+                         "its row's.", "",
+                         "| row or run | levelled off |", "|---|---|", *rows, ""]
             extra_html += ("<h2>Training plateaus</h2><table><tr><th>run</th><th>plateau</th></tr>"
                            + "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(_plateau_text(p))}"
-                                     "</td></tr>" for n, p in plateaus.items()) + "</table>")
+                                     "</td></tr>" for n, p in {**row_plateaus, **plateaus}.items())
+                           + "</table>")
         validity_file = runs_root / "validity" / "validity.json"
         if validity_file.exists():
             from harness.eval.validity import format_table
@@ -190,14 +197,16 @@ def build_report(experiments: list[str], preset: str, runs_root: str | Path,
 
 
 def _validation(uri: str, frame, exp, seeds) -> tuple:
-    """val.fid curves of every row's runs (all seeds) and each run's plateau verdict."""
+    """val.fid curves of every row's runs (all seeds), each run's plateau verdict, and each
+    row's: the verdict on the mean of its seeds' curves, at the steps every seed validated."""
     import pandas as pd
 
     from reports.stats import plateau
     from reports.tables import row_seeds
 
-    rows, verdicts = [], {}
+    rows, verdicts, row_verdicts = [], {}, {}
     for r in exp.rows:
+        per_seed, unvalidated = {}, []
         for seed in row_seeds(frame, r.run, seeds):
             name = f"{r.run}-s{seed}"
             match = frame[frame["name"] == name] if not frame.empty else frame
@@ -205,6 +214,7 @@ def _validation(uri: str, frame, exp, seeds) -> tuple:
                 continue
             history = curves(uri, {name: match["run_id"].iloc[0]}, keys=("val.fid",))
             if history.empty:
+                unvalidated.append(seed)
                 continue
             history = history.sort_values("step")
             rows += [{"run": r.run, "seed": str(seed), "step": s, "value": v}
@@ -215,7 +225,26 @@ def _validation(uri: str, frame, exp, seeds) -> tuple:
             # bound (docs/captions.md section 9). On a curve that flattens with log(steps), the
             # gain over two doublings is at least the last doubling's: "levelled off" stays sound.
             verdicts[name] = plateau(history["step"].tolist(), history["value"].tolist(), window=2)
-    return pd.DataFrame(rows, columns=["run", "seed", "step", "value"]), verdicts
+            per_seed[seed] = dict(zip(history["step"].tolist(), history["value"].tolist(), strict=True))
+        if unvalidated:  # trained, not validated: cannot be seen to level off
+            row_verdicts[r.run] = {"plateau": None, "seeds": len(per_seed),
+                                   "reason": f"no validation curve (seed {unvalidated[0]})"}
+        elif per_seed:
+            row_verdicts[r.run] = {**row_plateau(per_seed), "seeds": len(per_seed)}
+    return pd.DataFrame(rows, columns=["run", "seed", "step", "value"]), verdicts, row_verdicts
+
+
+def row_plateau(per_seed: dict) -> dict:
+    """The plateau verdict of a row: of the mean over seeds of val FID at each step that every
+    seed validated (their runs share a budget, so they validate at the same steps)."""
+    from reports.stats import plateau
+
+    common = sorted(set.intersection(*(set(c) for c in per_seed.values())))
+    common = [s for s in common if all(c[s] == c[s] for c in per_seed.values())]
+    if not common:
+        return {"plateau": None, "validations": 0, "reason": "its seeds share no validation step"}
+    mean = [sum(c[s] for c in per_seed.values()) / len(per_seed) for s in common]
+    return plateau(common, mean, window=2)
 
 
 def _human_comparisons(runs_root: Path, study_id: str | None) -> dict | None:
@@ -227,24 +256,15 @@ def _human_comparisons(runs_root: Path, study_id: str | None) -> dict | None:
     return scored.get("comparisons") if scored.get("study_id") == study_id else None
 
 
-def _not_judged(exp, frame, seeds, plateaus: dict[str, dict]) -> dict[str, str]:
-    """Rows with a seed's run that has not levelled off (or cannot be seen to have: no
-    validation curve, or an undecided one): their pairs are not judged."""
-    from reports.tables import row_seeds
-
+def _not_judged(row_plateaus: dict[str, dict]) -> dict[str, str]:
+    """Rows whose mean validation curve has not levelled off (or cannot be seen to have: an
+    undecided one, or no validation curve): their pairs are not judged. A row with no run is
+    left to the claims' own rules ('not tested')."""
     out = {}
-    for r in exp.rows:
-        for seed in row_seeds(frame, r.run, seeds):
-            p = plateaus.get(f"{r.run}-s{seed}")
-            if p is None:
-                why = "no validation curve"
-            elif p["plateau"] is True:
-                continue
-            else:
-                why = ("still improving" if p["plateau"] is False
-                       else p.get("reason", "undecided")) + f" (seed {seed})"
-            out[r.run] = f"not levelled off: {why}"
-            break
+    for run, p in row_plateaus.items():
+        if p["plateau"] is not True:
+            why = "still improving" if p["plateau"] is False else p.get("reason", "undecided")
+            out[run] = f"not levelled off: {why}"
     return out
 
 

@@ -19,7 +19,8 @@ difference of its means (in the claim's direction: positive = the paper's orderi
 - the power: the minimum detectable effect at the seeds run and the seeds per run needed to
   detect the paper's effect, at 80 % power and the pair's level (statsmodels).
 Verdicts: *supported*, *reversed*, *equivalent within δ*, *inconclusive*, *not tested* (a run
-missing, or fewer than two seeds on a side), *not judged* (a run that did not level off).
+missing, or fewer than two seeds on a side), *not judged* (a row not shown to have levelled
+off: the mean of its seeds' validation curves, reports/build.py).
 
 Power and TOST come from statsmodels (TTestIndPower/TTestPower, ttost_ind/ttost_paired),
 checked against hand computations in tests/test_report_stats.py.

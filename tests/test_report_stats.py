@@ -315,3 +315,27 @@ def test_the_autocorrelation_correction_restores_the_interval_coverage():
         corrected += out["plateau"] is None and "ci" not in out or out["ci"][0] <= 0 <= out["ci"][1]
     assert ols / trials < 0.85
     assert corrected / trials > ols / trials + 0.05
+
+
+def test_a_row_is_judged_by_the_mean_of_its_seeds_curves():
+    """The claims compare means over seeds, so a row levels off when the mean of its seeds'
+    val-FD curves does: seeds that swing in opposite phases are each undecided while their mean
+    is flat; one seed still falling fast keeps the row's mean falling."""
+    from reports.build import _not_judged, row_plateau
+
+    steps = [round(1000 * 2 ** (k / 5)) for k in range(11)]
+    swing = [0.4 * (-1) ** k for k in range(11)]
+    seeds = {0: {s: 1.0 + d for s, d in zip(steps, swing, strict=True)},
+             1: {s: 1.0 - d for s, d in zip(steps, swing, strict=True)},
+             2: {s: 1.0 + 0.001 * (k % 2) for k, s in enumerate(steps)}}
+    assert plateau(steps, list(seeds[0].values()), window=2)["plateau"] is None
+    flat = row_plateau(seeds)
+    assert flat["plateau"] is True and flat["window"] == (1000, 4000, 11)
+    falling = {**seeds, 2: {s: 10.0 - 3 * math.log2(s / 1000) for s in steps}}
+    assert row_plateau(falling)["plateau"] is False  # the mean falls by 1 per doubling
+    ragged = {0: {1000: 1.0, 2000: 1.0}, 1: {1500: 1.0, 3000: 1.0}}
+    assert row_plateau(ragged)["reason"] == "its seeds share no validation step"
+    verdicts = {"a": flat, "b": row_plateau(falling),
+                "c": {"plateau": None, "reason": "no validation curve (seed 1)"}}
+    assert _not_judged(verdicts) == {"b": "not levelled off: still improving",
+                                     "c": "not levelled off: no validation curve (seed 1)"}
