@@ -344,6 +344,8 @@ def _plateau_text(p: dict) -> str:
     if p.get("autocorrelation", 0) > 0:
         gain += f" ({p['effective_points']:.1f} effective: lag-1 autocorrelation {p['autocorrelation']:.2f})"
     word = "yes" if p["plateau"] else "NO, still improving"
+    if p["plateau"] and hi < -p["bound"]:  # not improving: getting worse by more than the bound
+        word = "yes, and worsening"
     return f"{word} ({gain}; val FID {p['first']:.3g} -> best {p['best']:.3g})"
 
 
