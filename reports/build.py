@@ -335,7 +335,7 @@ def _variance_split(exp, seed_values: dict) -> str:
 
 
 def _plateau_text(p: dict) -> str:
-    if p["plateau"] is None:
+    if p["plateau"] is None and "ci" not in p:  # too few validations: nothing was fitted
         return f"not judged ({p['reason']})"
     lo, hi = p["ci"]
     first, last, n = p["window"]
@@ -343,7 +343,7 @@ def _plateau_text(p: dict) -> str:
             f"{p['bound']:.3g}, fit over steps {first:g}-{last:g}, {n} validations")
     if p.get("autocorrelation", 0) > 0:
         gain += f" ({p['effective_points']:.1f} effective: lag-1 autocorrelation {p['autocorrelation']:.2f})"
-    word = "yes" if p["plateau"] else "NO, still improving"
+    word = {True: "yes", False: "NO, still improving", None: "not judged, undecided"}[p["plateau"]]
     if p["plateau"] and hi < -p["bound"]:  # not improving: getting worse by more than the bound
         word = "yes, and worsening"
     return f"{word} ({gain}; val FID {p['first']:.3g} -> best {p['best']:.3g})"
