@@ -52,19 +52,17 @@ def side_by_side(ours_step, reference_step, rounds: int) -> tuple[list[float], l
     return ours, reference
 
 
-def ratio_interval(ours: list[float], reference: list[float], level: float = 0.95):
+def ratio_interval(ours: list[float], reference: list[float]) -> tuple[float, float, float]:
     """The speed ratio reference/ours as the geometric mean of the paired rounds' ratios, with
-    its t interval on the log scale (rounds are paired: each pair saw the same machine state)."""
+    the 95 % t interval of the mean log ratio (rounds are paired: each pair saw the same machine
+    state)."""
     import math
 
-    from scipy import stats
+    from reports.stats import seed_summary
 
-    logs = [math.log(r / o) for o, r in zip(ours, reference, strict=True)]
-    n = len(logs)
-    mean = sum(logs) / n
-    sd = (sum((x - mean) ** 2 for x in logs) / (n - 1)) ** 0.5
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / n ** 0.5
-    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+    logs = seed_summary([math.log(r / o) for o, r in zip(ours, reference, strict=True)])
+    lo, hi = logs["ci"]
+    return math.exp(logs["mean"]), math.exp(lo), math.exp(hi)
 
 
 @pytest.mark.parametrize("stage, preset, batch, rounds", [
