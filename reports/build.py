@@ -217,15 +217,16 @@ def _validation(uri: str, frame, exp, seeds) -> tuple:
                 unvalidated.append(seed)
                 continue
             history = history.sort_values("step")
+            steps, values = history["step"].tolist(), history["value"].tolist()
             rows += [{"run": r.run, "seed": str(seed), "step": s, "value": v}
-                     for s, v in zip(history["step"], history["value"], strict=True)]
+                     for s, v in zip(steps, values, strict=True)]
             # Over the last two doublings: the curves scatter by 30-100 % of their level from one
             # validation to the next (the GAN's own oscillation; a validation's sampling SD is
             # 1-2 %), and over one doubling no interval of the slope was narrower than 9x the
             # bound (docs/captions.md section 9). On a curve that flattens with log(steps), the
             # gain over two doublings is at least the last doubling's: "levelled off" stays sound.
-            verdicts[name] = plateau(history["step"].tolist(), history["value"].tolist(), window=2)
-            per_seed[seed] = dict(zip(history["step"].tolist(), history["value"].tolist(), strict=True))
+            verdicts[name] = plateau(steps, values, window=2)
+            per_seed[seed] = dict(zip(steps, values, strict=True))
         if unvalidated:  # trained, not validated: cannot be seen to level off
             row_verdicts[r.run] = {"plateau": None, "seeds": len(per_seed),
                                    "reason": f"no validation curve (seed {unvalidated[0]})"}
