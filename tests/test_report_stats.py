@@ -339,3 +339,15 @@ def test_a_row_is_judged_by_the_mean_of_its_seeds_curves():
                 "c": {"plateau": None, "reason": "no validation curve (seed 1)"}}
     assert _not_judged(verdicts) == {"b": "not levelled off: still improving",
                                      "c": "not levelled off: no validation curve (seed 1)"}
+
+
+def test_plateau_text_says_worsening_and_shows_an_undecided_fit():
+    from reports.build import _plateau_text
+
+    steps = [round(1000 * 2 ** (k / 5)) for k in range(11)]
+    rising = plateau(steps, [1.0 + 0.3 * math.log2(s / 1000) for s in steps], window=2)
+    assert rising["plateau"] is True and _plateau_text(rising).startswith("yes, and worsening")
+    swinging = plateau(steps, [1.0 + 0.5 * (-1) ** k for k in range(11)], window=2)
+    text = _plateau_text(swinging)
+    assert swinging["plateau"] is None and text.startswith("not judged, undecided (gain per doubling")
+    assert _plateau_text(plateau(steps[:2], [1.0, 1.0])).startswith("not judged (2 validations")
