@@ -25,6 +25,7 @@ from harness.checkpoints import CheckpointStore, load_checkpoint, save_checkpoin
 from harness.config.load import config_differences, flatten, from_yaml_file, to_dict, to_yaml
 from harness.config.schema import RunConfig
 from harness.core import speed
+from harness.core.allocator import retain_freed_memory
 from harness.core.averaging import STATE_KEY as AVERAGE_KEY
 from harness.core.averaging import GeneratorAverage
 from harness.core.interface import TRAINED_NETWORKS
@@ -191,6 +192,8 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
            ctx: ddp.DistContext, validator=None) -> RunResult:
     set_determinism(cfg.train.deterministic)
     seed_all(cfg.train.seed)
+    if cfg.train.retain_freed_memory:
+        retain_freed_memory()
     run_dir, resumed = prepare_run_dir(cfg, resume)
     main = ctx.is_main
 
