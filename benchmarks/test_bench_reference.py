@@ -69,8 +69,9 @@ def ratio_interval(ours: list[float], reference: list[float]) -> tuple[float, fl
     (1, "birds_stage1_pytorch", 64, 15),
     (2, "birds_stage2_pytorch", 16, 9),
 ], ids=["stage1-b64", "stage2-b16"])
-def test_our_step_against_the_plain_reference(benchmark, stage, preset, batch, rounds):
-    overrides = [f"data.batch_size={batch}"] + (["train.stage1_run=null"] if stage == 2 else [])
+def test_our_step_against_the_plain_reference(benchmark, bench_overrides, stage, preset, batch, rounds):
+    overrides = ([f"data.batch_size={batch}"] + (["train.stage1_run=null"] if stage == 2 else [])
+                 + bench_overrides)
     cfg = load_config(preset, overrides)
     model = model_for_summary(cfg)
     data = synthetic_batch(cfg)
@@ -87,7 +88,52 @@ def test_our_step_against_the_plain_reference(benchmark, stage, preset, batch, r
     benchmark.extra_info.update(ours_images_per_second=batch / ours_s,
                                 reference_images_per_second=batch / ref_s, ratio=ratio,
                                 ratio_ci95=(lo, hi), rounds=rounds, cpu=cpu_description())
-    print(f"\nStage-{'I' * stage} batch {batch} at {size} px on {cpu_description()}: reference "
+    print(f"\nStage-{'I' * stage} batch {batch} at {size} px on {cpu_description()}"
+          f"{' with ' + ' '.join(bench_overrides) if bench_overrides else ''}: reference "
           f"{batch / ref_s:.2f} images/s, ours {batch / ours_s:.2f} images/s (medians of {rounds} "
           f"rounds): {ratio:.2f}x [{lo:.2f}, {hi:.2f}] (geometric mean of the paired rounds' "
           "ratios, 95 % CI)")
+
+
+def _process_step_seconds(which: str, retain: bool, stage: int, steps: int, overrides: list[str]) -> float:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent / "step_process.py"
+    out = subprocess.run([sys.executable, str(script), which, "--stage", str(stage), "--steps",
+                          str(steps), *(["--retain"] if retain else []), *overrides],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["seconds"]
+
+
+@pytest.mark.parametrize("stage, rounds, steps", [(1, 5, 5), (2, 3, 3)], ids=["stage1-b64", "stage2-b16"])
+def test_our_training_process_against_the_reference_process(benchmark, bench_overrides, stage, rounds,
+                                                           steps):
+    """The same comparison between processes, each timing its steps after a warm-up step: the
+    reference as its code runs (glibc's default allocator), ours with and without
+    ``train.retain_freed_memory`` (process-wide, so it cannot be switched within one process).
+    Each round runs the three once, in an order that rotates from round to round."""
+    kinds = {"reference": ("reference", False), "ours, default allocator": ("ours", False),
+             "ours, retained memory": ("ours", True)}
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    order = list(kinds)
+    for r in range(rounds):
+        for name in order[r % 3:] + order[:r % 3]:
+            times[name].append(_process_step_seconds(*kinds[name], stage, steps, bench_overrides))
+    batch = 64 if stage == 1 else 16
+    lines = []
+    default, retained = "ours, default allocator", "ours, retained memory"
+    for a, b in (("reference", default), (default, retained), ("reference", retained)):
+        ratio, lo, hi = ratio_interval(times[b], times[a])
+        benchmark.extra_info[f"{b} / {a}"] = (ratio, lo, hi)
+        lines.append(f"  {b} against {a}: {ratio:.2f}x [{lo:.2f}, {hi:.2f}]")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    medians = {k: sorted(v)[rounds // 2] for k, v in times.items()}
+    benchmark.extra_info.update(images_per_second={k: batch / v for k, v in medians.items()},
+                                rounds=rounds, cpu=cpu_description())
+    print(f"\nStage-{'I' * stage} batch {batch}, one process each, on {cpu_description()}: "
+          + ", ".join(f"{k} {batch / v:.2f} images/s" for k, v in medians.items())
+          + f" (medians of {rounds} rounds); ratios (geometric mean over rounds, 95 % CI):\n"
+          + "\n".join(lines))

@@ -4,9 +4,11 @@ glibc serves every allocation above its mmap threshold (128 KiB, raised dynamica
 32 MiB) with a fresh ``mmap`` and returns it with ``munmap`` when torch frees the tensor. A
 training step allocates the same large activations every step (a Stage-II step at batch 16,
 256 px: tensors of 16 x 64 x 256 x 256 floats, 268 MB), so each step page-faults them in
-again: 1.4-1.6 million minor faults and 3-4 s of kernel time per 12.8 s step on the 2-core AMD
-EPYC. With both thresholds raised, freed blocks stay in the heap and the next step reuses
-them: 0 faults, 10.7 s per step (README, "Benchmarks"). Nothing but where the bytes live
+again: 1.4-1.6 million minor faults and 3-4 s of kernel time in a 12-13 s step on the 2-core AMD
+EPYC. With both thresholds raised, freed blocks stay in the heap and the next step reuses them
+(no faults once the heap has settled, after a step or two): measured process against process,
+1.13x [1.05, 1.22] on that step and 1.11x [1.03, 1.18] on Stage-I at batch 64
+(``benchmarks/test_bench_reference.py``, README "Benchmarks"). Nothing but where the bytes live
 changes: the same kernels run on the same values (the gate passes with the same bits).
 
 Why by hand: torch has no caching allocator for CPU tensors, and jemalloc/tcmalloc would have to
