@@ -136,3 +136,39 @@ def test_a_resumed_run_keeps_the_same_average(with_and_without, smoke_data, tmp_
     assert a["updates"] == b["updates"]
     assert all(torch.equal(a["netG"][k], b["netG"][k]) for k in a["netG"])
     assert math.isfinite(float(sum(v.double().sum() for v in a["netG"].values())))
+
+
+def test_the_average_is_judged_with_its_own_batchnorm_statistics(with_and_without):
+    """``train.ema_batch_norm=recompute`` (the default): the saved average's first BatchNorm
+    holds the mean over the calibration batches of that layer's batch statistics, computed here
+    from its inputs, not the trained generator's running statistics."""
+    from harness.core.generation import generate_batch
+    from harness.runner.build import build_dataset
+    from harness.runner.trainer import _calibration_inputs
+
+    runs, _ = with_and_without
+    cfg, model, _ = load_run(runs / "averaged")
+    norm = next(m for m in model.netG.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    calibration = _calibration_inputs(cfg, build_dataset(cfg), model)
+    inputs = []
+    hook = norm.register_forward_hook(lambda module, args, out: inputs.append(args[0].double()))
+    model.eval()
+    size = calibration["batch_size"]
+    for start in range(0, len(calibration["embeddings"]), size):
+        part = slice(start, start + size)
+        generate_batch(model, calibration["embeddings"][part], calibration["seeds"][part],
+                       {k: v[part] for k, v in calibration["conditions"].items()})
+    hook.remove()
+    dims = [0] + list(range(2, inputs[0].dim()))
+    mean = torch.stack([x.mean(dims) for x in inputs]).mean(0)
+    var = torch.stack([x.var(dims, unbiased=True) for x in inputs]).mean(0)
+    torch.testing.assert_close(norm.running_mean.double(), mean, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(norm.running_var.double(), var, rtol=1e-4, atol=1e-5)
+    trained = _final(runs / "averaged")["model"]["netG"]
+    key = next(k for k in trained if k.endswith("running_mean"))
+    assert not torch.equal(_final(runs / "averaged")["generator_average"]["netG"][key], trained[key])
+
+
+def test_the_batchnorm_mode_of_the_average_is_checked():
+    with pytest.raises(UserError, match=r"train.ema_batch_norm: 'mean' is not one of"):
+        load_config("smoke_stage1", ["train.ema_batch_norm=mean"])

@@ -141,6 +141,7 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...
 
 
 def validate(cfg: RunConfig, resolve_code: bool = False) -> None:
+    from harness.core.averaging import BATCH_NORM_MODES
     from harness.data.dataset import TEXT_STRATEGIES, WRONG_STRATEGIES
     from harness.data.transforms import PREPROCESSING
     from harness.families import config_errors
@@ -153,6 +154,9 @@ def validate(cfg: RunConfig, resolve_code: bool = False) -> None:
                                 ("wrong_strategy", data.wrong_strategy, WRONG_STRATEGIES)):
         if value not in allowed:
             errors.append(f"data.{key}: {value!r} is not one of {allowed}")
+    if cfg.train.ema_batch_norm not in BATCH_NORM_MODES:
+        errors.append(f"train.ema_batch_norm: {cfg.train.ema_batch_norm!r} is not one of "
+                      f"{BATCH_NORM_MODES}")
     errors += range_errors(cfg) + name_errors(cfg)
     if errors:
         raise UserError("; ".join(errors))

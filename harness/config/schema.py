@@ -67,6 +67,9 @@ class TrainConfig:
     # and the ramp-up that caps it at this fraction of the steps done (0: no cap).
     ema_half_life: float = 0.0
     ema_rampup: float = 0.0
+    # The average's BatchNorm statistics: recompute (from its own batches on fixed training
+    # captions, whenever it is judged or saved) or copy (the trained generator's).
+    ema_batch_norm: str = "recompute"
 
 
 @dataclass

@@ -116,6 +116,22 @@ def _fixed_sample_inputs(dataset, count: int, z_dim: int, seed: int, names: tupl
     return emb, noise, conditions
 
 
+# The averaged generator's BatchNorm statistics are recomputed over this many training batches.
+CALIBRATION_BATCHES = 4
+
+
+def _calibration_inputs(cfg: RunConfig, dataset, model) -> dict:
+    """Fixed captions spread over the split, their conditions and per-image noise seeds, on
+    which the averaged generator's BatchNorm statistics are recomputed (harness.core.averaging):
+    the same every time, so that a resumed run recomputes the same statistics."""
+    count = min(CALIBRATION_BATCHES * cfg.data.batch_size, len(dataset))
+    emb, _, conditions = _fixed_sample_inputs(dataset, count, family_of(cfg).z_dim(cfg),
+                                              cfg.train.seed, model_conditions(model))
+    seeds = [1_000_003 * (cfg.train.seed + 1) + i for i in range(count)]
+    return {"embeddings": emb, "seeds": seeds, "conditions": conditions,
+            "batch_size": cfg.data.batch_size}
+
+
 def _save_grid(model, emb, noise, conditions: dict, path: Path) -> None:
     from torchvision.utils import save_image
 
@@ -220,9 +236,10 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
 
     # Built before a resume loads the trained weights: it starts as a copy and is then
     # overwritten by the checkpoint's average.
-    average = (GeneratorAverage(model, cfg.train.ema_half_life, cfg.train.ema_rampup)
+    average = (GeneratorAverage(model, cfg.train.ema_half_life, cfg.train.ema_rampup,
+                                cfg.train.ema_batch_norm, _calibration_inputs(cfg, dataset, model))
                if cfg.train.ema_half_life > 0 else None)
-    judged = average.in_place_of_generator if average else contextlib.nullcontext
+    judged = average.judged_in_place_of_generator if average else contextlib.nullcontext
     store = CheckpointStore(run_dir / "checkpoints", cfg.train.keep_last)
     step = epoch = batch_in_epoch = 0
     if resumed is not None:
@@ -284,7 +301,7 @@ def _train(cfg: RunConfig, resume: bool, progress: bool, device: torch.device,
                  "position": {"step": step, "epoch": epoch, "batch": batch_in_epoch},
                  **logger.state(), "data_fingerprint": fingerprint}
         if average is not None:
-            state[AVERAGE_KEY] = average.state_dict()
+            state[AVERAGE_KEY] = average.state_dict(model)
         return state
 
     def save(best_candidate: float | None = None) -> None:
