@@ -18,38 +18,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from step_setup import add_step_arguments, build_steps  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("which", choices=("ours", "reference"))
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=2)
-    parser.add_argument("--batch", type=int, default=None, help="default 64 (Stage-I) or 16 (Stage-II)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after two warm-up steps")
-    parser.add_argument("--retain", action="store_true",
-                        help="keep freed memory in the process (train.retain_freed_memory)")
-    parser.add_argument("overrides", nargs="*", help="config overrides for our step")
+    add_step_arguments(parser)
     args = parser.parse_intermixed_args()
-
-    from reference_stackgan import ReferenceStep
-
-    from harness.config.load import load_config
-    from harness.core.allocator import retain_freed_memory
-    from harness.runner.summary import model_for_summary, synthetic_batch
-
-    if args.retain and not retain_freed_memory():
-        raise SystemExit("--retain: this C library is not glibc")
-    batch = args.batch or (64 if args.stage == 1 else 16)
-    preset = "birds_stage1_pytorch" if args.stage == 1 else "birds_stage2_pytorch"
-    cfg = load_config(preset, [f"data.batch_size={batch}",
-                               *(["train.stage1_run=null"] if args.stage == 2 else []), *args.overrides])
-    data = synthetic_batch(cfg)
-    if args.which == "ours":
-        model = model_for_summary(cfg)
-        step = lambda i: model.train_step(data, i)  # noqa: E731
-    else:
-        reference = ReferenceStep(args.stage)
-        size = next(iter(data["images"]))
-        step = lambda i: reference(data["images"][size], data["embedding"])  # noqa: E731
+    _, steps = build_steps(args, (args.which,))
+    step = steps[args.which]
     step(0), step(0)  # warm-up: oneDNN primitives; a retained heap takes two steps to settle
     seconds, faults = [], []
     for i in range(1, args.steps + 1):
