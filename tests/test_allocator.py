@@ -12,8 +12,9 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 
 # A step in miniature: allocates a few large activations, fills them and frees them all, eight
 # times. The minor page faults of the last round are what a training step pays every step once
-# the process is warm (the retained heap settled within 3-6 rounds in 6 tries). (One block freed and allocated again alone is no test: torch asks glibc
-# for 64-byte-aligned memory, which needs a few bytes more than the block it freed.)
+# the process is warm (the retained heap settled within 3-6 rounds in 6 tries). One block freed
+# and allocated again alone is no test: torch asks glibc for 64-byte-aligned memory, which needs
+# a few bytes more than the block it freed.
 PROBE = """
 import json, resource, sys, torch
 from harness.core.allocator import retain_freed_memory
