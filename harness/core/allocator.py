@@ -9,7 +9,8 @@ EPYC. With both thresholds raised, freed blocks stay in the heap and the next st
 (no faults once the heap has settled, after a step or two): measured process against process,
 1.13x [1.05, 1.22] on that step and 1.11x [1.03, 1.18] on Stage-I at batch 64
 (``benchmarks/test_bench_reference.py``, README "Benchmarks"). Nothing but where the bytes live
-changes: the same kernels run on the same values (the gate passes with the same bits).
+changes: the same kernels run on the same values (claims-scale runs trained with it matched
+runs trained without it in every G and D tensor).
 
 Why by hand: torch has no caching allocator for CPU tensors, and jemalloc/tcmalloc would have to
 be preloaded before Python starts (``LD_PRELOAD``), which a ``pip install`` cannot arrange.

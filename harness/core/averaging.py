@@ -14,7 +14,7 @@ done so far (StyleGAN2-ADA's ramp-up), so that early in a run the average does n
 the random initialisation.
 
 BatchNorm statistics: the average's weights are not the trained generator's, so the trained
-generator's running statistics do not fit them. Measured on the claims scale (Stage-I 64 px and
+generator's running statistics do not fit them. Measured on the claims scale (Stage-I 32 px and
 GAN-INT-CLS, 3 seeds each, the same trained networks judged both ways): with the statistics
 copied from the trained generator at each update (``train.ema_batch_norm=copy``, StyleGAN's
 convention, which has no BatchNorm in G) the final FD got worse on 2 of 6 runs (0.64 -> 1.38,
