@@ -172,3 +172,27 @@ def test_the_average_is_judged_with_its_own_batchnorm_statistics(with_and_withou
 def test_the_batchnorm_mode_of_the_average_is_checked():
     with pytest.raises(UserError, match=r"train.ema_batch_norm: 'mean' is not one of"):
         load_config("smoke_stage1", ["train.ema_batch_norm=mean"])
+
+
+def test_the_statistics_are_recomputed_once_per_average(with_and_without):
+    """Validating, sampling and saving the same average recompute its statistics once; an update
+    (which brings G's statistics back) makes the next judgement recompute them again."""
+    from harness.runner.build import build_dataset
+    from harness.runner.trainer import _calibration_inputs
+
+    runs, _ = with_and_without
+    cfg, model, _ = load_run(runs / "averaged")
+    calibration = _calibration_inputs(cfg, build_dataset(cfg), model)
+    batches = -(-len(calibration["embeddings"]) // calibration["batch_size"])
+    average = GeneratorAverage(model, half_life=2.0, batch_norm="recompute", calibration=calibration)
+    norm = next(m for m in average.generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    calls = []
+    norm.register_forward_hook(lambda module, args, out: calls.append(module.training))
+    for _ in range(2):
+        with average.judged_in_place_of_generator(model):
+            pass
+    average.state_dict(model)
+    assert calls == [True] * batches
+    average.update(model)
+    average.state_dict(model)
+    assert calls == [True] * (2 * batches)

@@ -61,6 +61,10 @@ class GeneratorAverage:
         if batch_norm == "recompute" and not calibration:
             raise ValueError("batch_norm='recompute' needs calibration inputs")
         self.batch_norm, self.calibration = batch_norm, calibration
+        # Whether the BatchNorm statistics are already the average's own for its current weights:
+        # a run's last step validates, samples and saves the same average, which then needs one
+        # recomputation, not four. An update or a load replaces the statistics with G's.
+        self._statistics_recomputed = False
         self.half_life, self.rampup = float(half_life), float(rampup)
         source = getattr(model.netG, "_orig_mod", model.netG)  # the module under torch.compile
         self.average = AveragedModel(source, avg_fn=self._blend, use_buffers=False)
@@ -80,6 +84,7 @@ class GeneratorAverage:
 
     def update(self, model) -> None:
         self.average.update_parameters(model.netG)
+        self._statistics_recomputed = False
 
     def recompute_batch_norm(self, model) -> None:
         """The average's BatchNorm running statistics as the mean over the calibration batches
@@ -87,7 +92,7 @@ class GeneratorAverage:
         the rest of ``model`` (a frozen Stage-I) in eval mode, as when it is judged. Draws no
         number from torch's global generator, so training is untouched."""
         norms = [m for m in self.generator.modules() if isinstance(m, _BatchNorm)]
-        if not norms or self.batch_norm != "recompute":
+        if not norms or self.batch_norm != "recompute" or self._statistics_recomputed:
             return
         modules = [m for net in [*model.networks().values(), self.generator] for m in net.modules()]
         was_training = [m.training for m in modules]
@@ -110,6 +115,7 @@ class GeneratorAverage:
                 m.momentum = momentum
             for m, training in zip(modules, was_training, strict=True):
                 m.training = training
+        self._statistics_recomputed = True
 
     def state_dict(self, model=None) -> dict:
         """With ``model``, the BatchNorm statistics are recomputed first (``recompute``), so
@@ -122,6 +128,7 @@ class GeneratorAverage:
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state["netG"])
         self.average.n_averaged.fill_(int(state["updates"]))
+        self._statistics_recomputed = False
 
     @contextlib.contextmanager
     def judged_in_place_of_generator(self, model):
