@@ -10,8 +10,17 @@ def pytest_addoption(parser):
     parser.addoption("--bench-set", action="append", default=[], metavar="KEY=VALUE",
                      help="a config override for our step in benchmarks/test_bench_reference.py "
                           "(repeatable), e.g. train.channels_last=false")
+    parser.addoption("--bench-rounds", type=int, default=None, metavar="N",
+                     help="rounds of the between-processes comparison in "
+                          "benchmarks/test_bench_reference.py (default: 5 for Stage-I, 3 for "
+                          "Stage-II); more narrow its interval")
 
 
 @pytest.fixture
 def bench_overrides(request) -> list[str]:
     return list(request.config.getoption("--bench-set"))
+
+
+@pytest.fixture
+def bench_rounds(request) -> int | None:
+    return request.config.getoption("--bench-rounds")

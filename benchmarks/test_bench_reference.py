@@ -109,14 +109,15 @@ def _process_step_seconds(which: str, retain: bool, stage: int, steps: int, over
 
 
 @pytest.mark.parametrize("stage, rounds, steps", [(1, 5, 5), (2, 3, 3)], ids=["stage1-b64", "stage2-b16"])
-def test_our_training_process_against_the_reference_process(benchmark, bench_overrides, stage, rounds,
-                                                           steps):
+def test_our_training_process_against_the_reference_process(benchmark, bench_overrides, bench_rounds,
+                                                           stage, rounds, steps):
     """The same comparison between processes, each timing its steps after a warm-up step: the
     reference as its code runs (glibc's default allocator), ours with and without
     ``train.retain_freed_memory`` (process-wide, so it cannot be switched within one process).
     Each round runs the three once, in an order that rotates from round to round."""
     kinds = {"reference": ("reference", False), "ours, default allocator": ("ours", False),
              "ours, retained memory": ("ours", True)}
+    rounds = bench_rounds or rounds
     times: dict[str, list[float]] = {k: [] for k in kinds}
     order = list(kinds)
     for r in range(rounds):
