@@ -23,4 +23,8 @@ def bench_overrides(request) -> list[str]:
 
 @pytest.fixture
 def bench_rounds(request) -> int | None:
-    return request.config.getoption("--bench-rounds")
+    rounds = request.config.getoption("--bench-rounds")
+    if rounds is not None and rounds < 2:
+        # One round has no interval; 0 would silently fall back to the default.
+        raise pytest.UsageError(f"--bench-rounds {rounds}: give at least 2 rounds")
+    return rounds

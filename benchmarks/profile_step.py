@@ -65,8 +65,8 @@ def print_by_shape(per_shape: dict, names: tuple[str, ...], top: int) -> None:
     print(f"{'op':9s} {'C, H, W':>16s} {'weight':>20s} {heads}")
     rows = sorted(per_shape.items(), key=lambda kv: -max(ms for ms, _ in kv[1].values()))
     for (op, shape, weight), by_name in rows[:2 * top]:
-        cells = " ".join(f"{by_name.get(n, (0.0, 0))[0]:15.0f} ({by_name.get(n, (0.0, 0))[1]:3d})"
-                         for n in names)
+        timed = [by_name.get(n, (0.0, 0)) for n in names]  # a shape only one step has
+        cells = " ".join(f"{ms:15.0f} ({calls:3d})" for ms, calls in timed)
         print(f"{op:9s} {str(shape):>16s} {str(weight):>20s} {cells}")
 
 

@@ -117,7 +117,7 @@ def test_our_training_process_against_the_reference_process(benchmark, bench_ove
     Each round runs the three once, in an order that rotates from round to round."""
     kinds = {"reference": ("reference", False), "ours, default allocator": ("ours", False),
              "ours, retained memory": ("ours", True)}
-    rounds = bench_rounds or rounds
+    rounds = rounds if bench_rounds is None else bench_rounds
     times: dict[str, list[float]] = {k: [] for k in kinds}
     order = list(kinds)
     for r in range(rounds):

@@ -196,3 +196,6 @@ def test_the_statistics_are_recomputed_once_per_average(with_and_without):
     average.update(model)
     average.state_dict(model)
     assert calls == [True] * (2 * batches)
+    average.load_state_dict(average.state_dict())  # a resume: the statistics are recomputed again
+    average.state_dict(model)
+    assert calls == [True] * (3 * batches)
